@@ -1,0 +1,30 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench install clean topics
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)  ## the platform on the embedded broker and Valkey, with the simulator
+	$(BIN)/antifraud up
+
+test: $(STAMP)  ## the whole suite against real embedded servers
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/antifraud bench
+
+topics: $(STAMP)
+	$(BIN)/antifraud topics list
+
+clean:
+	rm -rf $(VENV) run .pytest_cache

@@ -1,0 +1,200 @@
+"""Ingest: every input message ends in exactly one place.
+
+    input topic ──validate──> normalized topic   (valid, first sighting of its event_id)
+                └──────────> dead-letter topic   (with original bytes, offset and reason)
+                └──────────> dropped duplicate   (counted)
+
+Micro-batches: one Valkey round trip claims the event ids of a whole batch. The
+ingest_tally table keeps exact per-partition counts that survive restarts; it skips
+offsets it has already counted, so a redelivery after a crash is not counted twice.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import msgspec
+
+from streams import metrics
+from streams.app import app, catalog, settings, sink_topic, source_topic, table, write_tables_for
+from streams.contracts import (
+    AppReport,
+    BankEvent,
+    CaseReport,
+    DeadLetter,
+    DeadLetterReason,
+    Ingested,
+    IntelUpdate,
+    RegistryUpdate,
+    TelecomEvent,
+    contract,
+)
+from streams.dedup import Claim, claim_all
+from streams.valkey import async_client, until_valkey_answers
+
+log = logging.getLogger(__name__)
+
+STAGE = "ingest"
+INPUTS = {spec.name: spec for spec in catalog.of_kind("input")}
+DECODERS = {name: msgspec.json.Decoder(contract(spec.contract)) for name, spec in INPUTS.items()}
+SINKS = {name: sink_topic(spec.normalized_to) for name, spec in INPUTS.items()}
+DEAD_LETTERS = sink_topic("dead_letter")
+ENCODER = msgspec.json.Encoder()
+_LONG_DIGITS = re.compile(r"\d{6,}")
+
+
+# ---------------------------------------------------------------- the pure part: judging one message
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event: msgspec.Struct
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: DeadLetterReason
+    detail: str
+
+
+def validate_message(topic_name: str, value: bytes | None, now: datetime) -> Accepted | Rejected:
+    """Decode, validate and normalize one input message, or say why it cannot be accepted."""
+    if not value:
+        return Rejected(DeadLetterReason.empty, "empty message")
+    if len(value) > settings.max_event_bytes:
+        return Rejected(DeadLetterReason.oversized, f"{len(value)} bytes > max_event_bytes {settings.max_event_bytes}")
+    try:
+        event = DECODERS[topic_name].decode(value)
+    except msgspec.ValidationError as exc:
+        # msgspec names the field path; digits are masked in case a value slipped into the message.
+        return Rejected(DeadLetterReason.schema_violation, _LONG_DIGITS.sub("<digits>", str(exc)))
+    except msgspec.DecodeError as exc:
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            return Rejected(DeadLetterReason.not_utf8, "message is not UTF-8")
+        return Rejected(DeadLetterReason.not_json, f"not JSON: {exc}")
+    if event.event_time > now + timedelta(seconds=settings.max_future_skew_s):
+        return Rejected(
+            DeadLetterReason.future_timestamp,
+            f"event_time is more than {settings.max_future_skew_s:.0f} s in the future",
+        )
+    return Accepted(event)
+
+
+# Key of each normalized record: the resident's identifier, so one person's events stay in order.
+PARTITION_KEY = {
+    TelecomEvent: lambda e: e.subscriber,
+    BankEvent: lambda e: e.account,
+    AppReport: lambda e: e.reporter_phone,
+    CaseReport: lambda e: e.victim_phone or e.victim_account,
+    IntelUpdate: lambda e: f"{e.kind.value}:{e.value}",
+    RegistryUpdate: lambda e: f"{e.identifier_kind.value}:{e.identifier}",
+}
+
+
+def partition_key(event: msgspec.Struct) -> bytes:
+    return PARTITION_KEY[type(event)](event).encode()
+
+
+def dead_letter(message, rejected: Rejected, now: datetime) -> DeadLetter:
+    original = message.value or b""
+    kept = original[: settings.max_event_bytes]
+    return DeadLetter(
+        dead_letter_id=f"{message.topic}:{message.partition}:{message.offset}",
+        stage=STAGE,
+        source_topic=message.topic,
+        source_partition=message.partition,
+        source_offset=message.offset,
+        reason=rejected.reason,
+        detail=rejected.detail,
+        received_at=now,
+        original_size=len(original),
+        original_sha256=hashlib.sha256(original).hexdigest(),
+        original_b64=base64.b64encode(kept).decode(),
+        original_truncated=len(kept) < len(original),
+        key_b64=base64.b64encode(message.key).decode() if message.key else None,
+    )
+
+
+# --------------------------------------------------------------------------------- the agent
+ingest_tally = table("ingest_tally", default=dict)
+
+
+@app.agent(source_topic(*(spec.id for spec in INPUTS.values())), name="ingest")
+async def ingest(stream):
+    valkey = async_client(settings)
+    async for batch in stream.take_events(settings.ingest_batch_size, within=settings.ingest_batch_within_s):
+        started = time.perf_counter()
+        await ingest_batch(batch, valkey)
+        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+async def ingest_batch(batch, valkey) -> None:
+    now = datetime.now(timezone.utc)
+    verdicts = [validate_message(ev.message.topic, ev.message.value, now) for ev in batch]
+    fresh = await claim_event_ids(batch, verdicts, valkey)
+    for ev, verdict in zip(batch, verdicts):
+        message = ev.message
+        source = INPUTS[message.topic].id
+        metrics.EVENTS_IN.labels(source).inc()
+        if isinstance(verdict, Rejected):
+            outcome = "dead_lettered"
+            metrics.EVENTS_INVALID.labels(source, verdict.reason.value).inc()
+            await DEAD_LETTERS.send(key=source.encode(), value=ENCODER.encode(dead_letter(message, verdict, now)))
+        elif fresh[id(ev)]:
+            outcome = "accepted"
+            metrics.EVENTS_ACCEPTED.labels(source).inc()
+            envelope = Ingested(
+                event=verdict.event,
+                ingested_at=now,
+                source_topic=message.topic,
+                source_partition=message.partition,
+                source_offset=message.offset,
+            )
+            await SINKS[message.topic].send(key=partition_key(verdict.event), value=ENCODER.encode(envelope))
+        else:
+            outcome = "duplicates"
+            metrics.DUPLICATES.labels(source).inc()
+        metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, now.timestamp() - message.timestamp))
+        count_in_tally(ev, source, outcome)
+
+
+async def claim_event_ids(batch, verdicts, valkey) -> dict[int, bool]:
+    """One pipeline for the batch: which accepted events are first sightings (or our own redelivery)."""
+    pairs = [(ev, v) for ev, v in zip(batch, verdicts) if isinstance(v, Accepted)]
+    claims = [
+        Claim(
+            key=f"dedup:{INPUTS[ev.message.topic].id}:{v.event.event_id}",
+            owner=f"{ev.message.topic}:{ev.message.partition}:{ev.message.offset}",
+        )
+        for ev, v in pairs
+    ]
+    ours = await until_valkey_answers(STAGE, settings, lambda: claim_all(valkey, claims, settings.dedup_window_s))
+    return {id(ev): mine for (ev, _), mine in zip(pairs, ours)}
+
+
+def count_in_tally(ev, source: str, outcome: str) -> None:
+    key = f"{source}:{ev.message.partition}"
+    write_tables_for(ev)  # before the read too: Faust reads a key from the current event's partition
+    tally = dict(ingest_tally[key])
+    if ev.message.offset <= tally.get("last_offset", -1):
+        return  # already counted before a restart: redelivered, not new
+    tally[outcome] = tally.get(outcome, 0) + 1
+    tally["last_offset"] = ev.message.offset
+    ingest_tally[key] = tally
+
+
+@app.timer(1.0)
+async def publish_tally() -> None:
+    totals: dict[tuple[str, str], int] = {}
+    for key, tally in ingest_tally.items():
+        source = key.rsplit(":", 1)[0]
+        for outcome in ("accepted", "dead_lettered", "duplicates"):
+            totals[(source, outcome)] = totals.get((source, outcome), 0) + tally.get(outcome, 0)
+    for (source, outcome), count in totals.items():
+        metrics.INGEST_TALLY.labels(source, outcome).set(count)

@@ -1,0 +1,125 @@
+"""The `antifraud` command: every process of the platform and its operator tools."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from streams.settings import Settings, get_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog (topics.yaml) and the broker.")
+cli.add_typer(topics_cli, name="topics")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per metrics scrape is noise
+
+
+def _servers_from_env(settings: Settings) -> Settings:
+    if settings.kafka_bootstrap_servers is None or settings.redis_url is None:
+        typer.echo(
+            "KAFKA_BOOTSTRAP_SERVERS and REDIS_URL must be set for this command "
+            "(`antifraud up` starts embedded servers instead).",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return settings
+
+
+@cli.command()
+def up(simulator: bool = typer.Option(True, help="Also run the traffic simulator.")) -> None:
+    """The whole platform: embedded servers unless the environment names real ones."""
+    from streams.supervisor import run_up
+
+    settings = get_settings()
+    _setup_logging(settings)
+    run_up(settings, with_simulator=simulator)
+
+
+@cli.command()
+def worker() -> None:
+    """The Faust stream worker (ingest and every later stage)."""
+    from streams.worker import run_worker
+
+    settings = _servers_from_env(get_settings())
+    _setup_logging(settings)
+    run_worker(settings)
+
+
+@cli.command()
+def simulate() -> None:
+    """Synthetic carrier, bank and app traffic, reference data first."""
+    from simulator.traffic import main as run_simulator
+    from streams.metrics import serve_metrics
+    from streams.quirks import resolve_settings
+
+    settings = _servers_from_env(get_settings())
+    _setup_logging(settings)
+    settings = resolve_settings(settings)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
+    run_simulator(settings)
+
+
+@topics_cli.command("apply")
+def topics_apply() -> None:
+    """Create missing topics and report drift; deletes nothing."""
+    from streams.catalog import get_catalog
+    from streams.topics_admin import apply_topics
+
+    settings = _servers_from_env(get_settings())
+    report = apply_topics(get_catalog(), settings.kafka_bootstrap_servers, settings.replication_factor)
+    for line in report.lines():
+        typer.echo(line)
+
+
+@topics_cli.command("list")
+def topics_list() -> None:
+    """Print the catalog: every topic with its contract, producers and consumers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from streams.catalog import get_catalog
+
+    catalog = get_catalog()
+    table = Table(title=f"topics.yaml (app id {catalog.app_id})")
+    for col in ("id", "name", "parts", "key", "contract", "producers", "consumers"):
+        table.add_column(col)
+    for spec in catalog.topics.values():
+        table.add_row(
+            spec.id,
+            spec.name,
+            str(spec.partitions),
+            spec.key,
+            spec.contract or "-",
+            ", ".join(spec.producers),
+            ", ".join(spec.consumers),
+        )
+    Console(width=200).print(table)
+
+
+@cli.command()
+def docs(check: bool = typer.Option(False, help="Only report stale files; exit 1 if any.")) -> None:
+    """Regenerate README blocks (settings, topic map), docs/contracts.md and docs/schemas/."""
+    from streams.docs import stale_files, write_all
+
+    if check:
+        stale = stale_files()
+        for path in stale:
+            typer.echo(f"stale: {path}")
+        raise typer.Exit(1 if stale else 0)
+    for path in write_all():
+        typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

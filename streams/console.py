@@ -1,0 +1,102 @@
+"""The live console of `antifraud up`: what the system is doing, read from its own metrics.
+
+Every figure comes from scraping the children's Prometheus endpoints, the same numbers
+the ops team sees. On a terminal it is a live table; otherwise a summary line every few
+seconds (CI logs, tests).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import defaultdict
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+# (section title, metric sample name, label that splits the section)
+SECTIONS = (
+    ("events in, by source", "antifraud_events_in_total", "source"),
+    ("accepted, by source", "antifraud_events_accepted_total", "source"),
+    ("invalid (dead-lettered), by reason", "antifraud_events_invalid_total", "reason"),
+    ("duplicates dropped, by source", "antifraud_duplicates_total", "source"),
+    ("alerts, by tier", "antifraud_alerts_total", "tier"),
+    ("alerts, by warning type", "antifraud_alerts_total", "typology"),
+    ("actions, by channel", "antifraud_actions_total", "channel"),
+    ("outcomes, by result", "antifraud_outcomes_total", "result"),
+    ("bank protective requests, by bank", "antifraud_bank_requests_total", "bank"),
+    ("simulator offered, by kind", "antifraud_simulator_offered_total", "kind"),
+)
+
+
+def scrape(url: str) -> dict[str, dict[tuple, float]]:
+    """Sample name -> {label items: value}; empty when the process is not answering (yet)."""
+    try:
+        text = httpx.get(url, timeout=1.0).text
+    except httpx.HTTPError:
+        return {}
+    out: dict[str, dict[tuple, float]] = defaultdict(dict)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[sample.name][tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def summarize(platform) -> dict[str, dict[str, float]]:
+    """Section title -> {label value: total over every process}."""
+    merged: dict[str, dict[tuple, float]] = defaultdict(dict)
+    for child in platform.children:
+        for name, samples in scrape(child.metrics_url).items():
+            merged[name].update({(child.name, *labels): v for labels, v in samples.items()})
+    sections: dict[str, dict[str, float]] = {}
+    for title, metric, label in SECTIONS:
+        totals: dict[str, float] = defaultdict(float)
+        for key, value in merged.get(metric, {}).items():
+            labels = dict(key[1:])
+            if label in labels:
+                totals[labels[label]] += value
+        if totals:
+            sections[title] = dict(sorted(totals.items()))
+    return sections
+
+
+def render(platform, sections) -> Group:
+    procs = Table(title="processes", expand=False)
+    for col in ("name", "pid", "state", "Prometheus endpoint"):
+        procs.add_column(col)
+    for child in platform.children:
+        alive = child.process is not None and child.process.poll() is None
+        state = "running" if alive else f"exited {child.process.returncode if child.process else '?'}"
+        procs.add_row(child.name, str(child.process.pid if child.process else "-"), state, child.metrics_url)
+    tables = [procs]
+    for title, values in sections.items():
+        table = Table(title=title, show_header=False)
+        for name, value in values.items():
+            table.add_row(name, f"{value:,.0f}")
+        tables.append(table)
+    return Group(*tables)
+
+
+def one_line(platform, sections) -> str:
+    parts = [f"{t}: " + ", ".join(f"{k}={v:,.0f}" for k, v in vals.items()) for t, vals in sections.items()]
+    down = [c.name for c in platform.children if c.process is None or c.process.poll() is not None]
+    if down:
+        parts.append("stopped: " + ", ".join(down))
+    return " | ".join(parts) or "waiting for the first metrics"
+
+
+def show_console(platform, stop: threading.Event, interval: float = 1.0) -> None:
+    console = Console()
+    for child in platform.children:
+        console.print(f"{child.name:<12} pid {child.process.pid:<8} metrics {child.metrics_url}")
+    if sys.stdout.isatty():
+        with Live(render(platform, {}), console=console, refresh_per_second=2) as live:
+            while not stop.wait(interval):
+                live.update(render(platform, summarize(platform)))
+    else:
+        while not stop.wait(max(interval, 3.0)):
+            print(time.strftime("%H:%M:%S"), one_line(platform, summarize(platform)), flush=True)

@@ -1,0 +1,63 @@
+"""Every message contract, by the name topics.yaml uses for it.
+
+The type is the schema: JSON Schema files for integrators (docs/schemas/) and
+docs/contracts.md are generated from these definitions by `antifraud docs`.
+"""
+
+from streams.contracts.actions import Action, Channel, Outcome, Result
+from streams.contracts.alerts import Alert, EnrichedSignal, Tier
+from streams.contracts.cases import CaseReport
+from streams.contracts.internal import DeadLetter, DeadLetterReason, Ingested
+from streams.contracts.reference import IntelUpdate, RegistryUpdate
+from streams.contracts.signals import AppReport, BankEvent, TelecomEvent
+
+# Contracts that outside systems send to the platform, in the order the docs list them.
+INPUT_CONTRACTS: dict[str, type] = {
+    "TelecomEvent": TelecomEvent,
+    "BankEvent": BankEvent,
+    "AppReport": AppReport,
+    "CaseReport": CaseReport,
+    "IntelUpdate": IntelUpdate,
+    "RegistryUpdate": RegistryUpdate,
+}
+
+CONTRACTS: dict[str, object] = {
+    **INPUT_CONTRACTS,
+    **{f"Ingested[{name}]": Ingested[tp] for name, tp in INPUT_CONTRACTS.items()},
+    "DeadLetter": DeadLetter,
+    "EnrichedSignal": EnrichedSignal,
+    "Alert": Alert,
+    "Action": Action,
+    "Outcome": Outcome,
+}
+
+
+def contract(name: str):
+    """The type registered under `name`; a clear error for a name topics.yaml got wrong."""
+    try:
+        return CONTRACTS[name]
+    except KeyError:
+        raise KeyError(f"unknown contract {name!r}; known: {', '.join(sorted(CONTRACTS))}") from None
+
+
+__all__ = [
+    "Action",
+    "Alert",
+    "Channel",
+    "EnrichedSignal",
+    "Outcome",
+    "Result",
+    "Tier",
+    "AppReport",
+    "BankEvent",
+    "CaseReport",
+    "CONTRACTS",
+    "DeadLetter",
+    "DeadLetterReason",
+    "INPUT_CONTRACTS",
+    "Ingested",
+    "IntelUpdate",
+    "RegistryUpdate",
+    "TelecomEvent",
+    "contract",
+]

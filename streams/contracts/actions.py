@@ -1,0 +1,75 @@
+"""Dissuasion records: actions for the channels, their outcomes, escalations, and partner requests."""
+
+from enum import Enum
+
+from msgspec import Struct
+
+from streams.contracts.alerts import Jurisdiction, Tier
+from streams.contracts.common import Timestamp, Typology, described
+
+
+class Channel(str, Enum):
+    """劝阻渠道."""
+
+    sms = "sms"  # 自动短信
+    ai_voice = "ai_voice"  # AI语音
+    hotline_call = "hotline_call"  # 96110 人工电话
+    app_push = "app_push"  # 金钟罩 APP 推送
+    police_visit = "police_visit"  # 辖区民警上门
+    line_suspension = "line_suspension"  # 关停涉诈风险手机号码
+
+
+class Target(Struct, forbid_unknown_fields=True):
+    """Who the channel reaches: a phone for SMS/voice/call/app, a unit for visits, a carrier for suspensions."""
+
+    phone: described(str | None, "E.164 phone for sms, ai_voice, hotline_call, app_push, line_suspension.") = None
+    station: described(str | None, "Police station that makes the visit.") = None
+    grid: str | None = None
+    carrier: described(str | None, "Carrier that suspends the line.") = None
+
+
+class Action(Struct, forbid_unknown_fields=True):
+    """劝阻指令: one dissuasion step for one alert on one channel."""
+
+    action_id: described(str, "Deterministic from alert id, version, channel and reason: a replay has the same id.")
+    alert_id: str
+    alert_version: int
+    person_id: str
+    channel: Channel
+    tier: Tier
+    typology: Typology
+    target: Target
+    jurisdiction: Jurisdiction
+    priority: described(int, "0 is the highest; funds warnings are 0.", ge=0, le=9)
+    deadline: described(Timestamp, "SLA: the outcome is due by then.")
+    script_key: described(str, "Key of the dissuasion script (劝阻话术) for the warning type.")
+    reason: described(str, "initial, upgrade, escalation:<why>, sla_breach.")
+    attempt: int = 1
+    created_at: Timestamp | None = None
+
+
+class Result(str, Enum):
+    delivered = "delivered"  # 已送达
+    answered = "answered"  # 已接听
+    dissuaded = "dissuaded"  # 劝阻成功
+    refused = "refused"  # 拒绝劝阻 (not dissuaded)
+    unreachable = "unreachable"  # 无法联系
+    failed = "failed"  # 渠道失败
+
+
+FINAL_RESULTS = {Result.dissuaded, Result.refused}
+
+
+class Outcome(Struct, forbid_unknown_fields=True):
+    """劝阻反馈: what happened when a channel carried out an action."""
+
+    outcome_id: described(str, "Deterministic from the action id: one outcome per action attempt.")
+    action_id: str
+    alert_id: str
+    person_id: str
+    channel: Channel
+    result: Result
+    started_at: Timestamp
+    finished_at: Timestamp
+    attempt: int = 1
+    detail: described(str, "Gateway's words; never a phone number.") = ""

@@ -1,0 +1,107 @@
+"""Detection records: enriched signals (who, where, what is known of the counterpart) and alerts."""
+
+from enum import Enum
+
+from msgspec import Struct, field
+
+from streams.contracts.common import Confidence, Timestamp, Typology, described
+from streams.contracts.reference import AgeBand, IntelKind
+from streams.contracts.signals import AppReport, BankEvent, TelecomEvent
+
+
+class Jurisdiction(Struct, forbid_unknown_fields=True):
+    """辖区: the unit responsible for the person."""
+
+    county: described(str, "County / district (县区).")
+    station: described(str, "Police station (派出所).")
+    grid: described(str, "Community grid (网格); 'unknown' when only the county is known.") = "unknown"
+
+
+class Vulnerability(Struct, forbid_unknown_fields=True):
+    age_band: AgeBand = AgeBand.unknown
+    elderly: described(bool, "60 or older (老年人).") = False
+    student: described(bool, "Enrolled student (在校学生).") = False
+
+
+class IntelHit(Struct, forbid_unknown_fields=True):
+    """A listed counterpart found in one of the signal's fields."""
+
+    kind: IntelKind
+    matched_on: described(str, "Field of the signal that matched: counterpart, sms_url, url, counterparty_account, apk.")
+    typology: Typology
+    confidence: Confidence
+    source: str
+
+
+class EnrichedSignal(Struct, forbid_unknown_fields=True):
+    """A validated signal resolved to a person and jurisdiction, with counterpart intelligence attached.
+
+    Exactly one of telecom / bank / app is set: the normalized event itself.
+    """
+
+    event_id: str
+    event_time: Timestamp
+    ingested_at: Timestamp
+    person_id: described(str, "Pseudonymous person id; derived from the identifier when unregistered.")
+    identity_resolved: described(bool, "The identifier is in the registry (实名).")
+    jurisdiction: Jurisdiction
+    vulnerability: Vulnerability
+    phone: described(str | None, "The resident's phone (E.164), for contact; internal topics only.") = None
+    intel: list[IntelHit] = field(default_factory=list)
+    telecom: TelecomEvent | None = None
+    bank: BankEvent | None = None
+    app: AppReport | None = None
+
+
+class Tier(str, Enum):
+    """Risk tier; a funds warning (资金预警) is its own class, above high."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    funds_warning = "funds_warning"
+
+
+TIER_RANK = {Tier.low: 1, Tier.medium: 2, Tier.high: 3, Tier.funds_warning: 4}
+
+
+class FiredSignal(Struct, forbid_unknown_fields=True):
+    """One rule that fired, with the events that prove it."""
+
+    rule: described(str, "Rule name in rules.yaml.")
+    weight: float
+    event_ids: list[str]
+    detail: described(str, "What the rule saw, for the analyst; never a phone number or account.") = ""
+
+
+class AccountRef(Struct, forbid_unknown_fields=True):
+    bank: str
+    account: str
+
+
+class Alert(Struct, forbid_unknown_fields=True):
+    """预警: a person at risk now, with the tier, the warning type and the evidence.
+
+    A tier rise keeps alert_id and raises version; a funds warning is its own alert.
+    """
+
+    alert_id: str
+    version: described(int, "1 for a new alert; +1 for each tier rise.", ge=1)
+    person_id: str
+    identity_resolved: bool
+    tier: Tier
+    typology: described(Typology, "预警类型: the fraud typology; unknown when nothing points to one.")
+    score: float
+    signals: list[FiredSignal]
+    jurisdiction: Jurisdiction
+    vulnerability: Vulnerability
+    first_signal_at: Timestamp
+    alert_at: Timestamp
+    rules_version: str
+    phone: described(str | None, "Resident's phone (E.164) for SMS, voice, hotline and app.") = None
+    carrier: described(str | None, "Carrier of the phone, for a line suspension.") = None
+    accounts: described(list[AccountRef], "The person's accounts seen in the evidence, for bank requests.") = field(
+        default_factory=list
+    )
+    previous_tier: Tier | None = None
+    late_events: described(int, "Evidence events that arrived later than the allowed lateness.") = 0

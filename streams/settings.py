@@ -1,0 +1,114 @@
+"""All configuration, in one frozen object read from the environment.
+
+Production selects its servers with KAFKA_BOOTSTRAP_SERVERS and REDIS_URL; when both
+are unset the platform starts its embedded broker and Valkey (see streams.embedded).
+Every other setting is ANTIFRAUD_<NAME>. The README's settings table is generated from
+the field descriptions here (`antifraud settings`), so it is never written twice.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ProducerBatching(str, Enum):
+    """How producers batch records; see streams.quirks for why this exists."""
+
+    auto = "auto"  # probe the broker at start-up and choose
+    single = "single"  # one record per batch: exact ListOffsets on Tansu
+    full = "full"  # normal batching: a real Kafka cluster
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ANTIFRAUD_", frozen=True, extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers; unset = start the embedded broker.",
+    )
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL"),
+        description="Redis/Valkey URL; unset = start the embedded Valkey.",
+    )
+    run_dir: Path = Field(
+        PROJECT_ROOT / "run",
+        description="Working directory: Valkey AOF data, Faust table stores, logs.",
+    )
+    topics_file: Path = Field(
+        PROJECT_ROOT / "topics.yaml", description="The topic catalog."
+    )
+    replication_factor: int | None = Field(
+        None,
+        ge=1,
+        description="Overrides every topic's replication factor (production: 3).",
+    )
+    producer_batching: ProducerBatching = Field(
+        ProducerBatching.auto,
+        description="auto probes the broker; single = one record per batch (Tansu "
+        "ListOffsets quirk); full = normal batching.",
+    )
+    broker_session_timeout_s: float = Field(
+        6.0,
+        gt=0,
+        description="Consumer group session timeout. Tansu makes a join wait half of "
+        "it, so it is short (librdkafka's 45 s default costs 23 s per join).",
+    )
+    broker_heartbeat_interval_s: float = Field(1.0, gt=0, description="Group heartbeat.")
+    consumer_fetch_wait_ms: int = Field(
+        100,
+        ge=1,
+        le=1500,
+        description="Longest a consumer fetch waits for data. Tansu does not wake a "
+        "parked fetch when data arrives, so every hop can add half of this.",
+    )
+    producer_linger_ms: int = Field(
+        5, ge=0, description="Producer linger: a few ms batches sends and saves broker CPU."
+    )
+    worker_name: str = Field(
+        "worker-1", description="Name of this stream worker; its table stores live in run_dir/faust/<name>."
+    )
+    log_level: str = Field("INFO", description="Log level of the platform's own loggers.")
+    metrics_port: int = Field(
+        0, ge=0, description="Port of this process's Prometheus endpoint; 0 = any free port."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the Prometheus endpoint binds (0.0.0.0 in containers)."
+    )
+    max_event_bytes: int = Field(
+        65536, gt=0, description="Input messages larger than this are dead-lettered."
+    )
+    max_future_skew_s: float = Field(
+        300.0,
+        ge=0,
+        description="An event timestamped further than this in the future is dead-lettered.",
+    )
+    dedup_window_s: int = Field(
+        86400, gt=0, description="A repeated event_id within this window is a duplicate."
+    )
+    ingest_batch_size: int = Field(
+        500, gt=0, description="Events taken per micro-batch at ingest (one Valkey round trip)."
+    )
+    ingest_batch_within_s: float = Field(
+        0.01, gt=0, description="Longest wait to fill an ingest micro-batch."
+    )
+    simulator_rate: float = Field(
+        50.0, gt=0, description="Events per second the simulator offers in `antifraud up`."
+    )
+    simulator_seed: int = Field(7, description="Seed of the traffic simulator.")
+    valkey_retry_max_s: float = Field(
+        5.0, gt=0, description="Longest backoff between retries while Valkey is unreachable."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,140 @@
+"""`antifraud up`: the whole platform as child processes of one command.
+
+Starts what is not given by the environment (embedded broker, Valkey), creates every
+topic from topics.yaml, probes the broker, then starts the stream worker, the channel
+workers and the simulator, each with its own Prometheus endpoint, and shows a live
+summary. Ctrl-C (or SIGTERM) stops every child; children also get PR_SET_PDEATHSIG, so
+none outlives a supervisor that is killed outright.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+
+from streams.catalog import get_catalog
+from streams.embedded import EmbeddedServer, die_with_parent, free_port, start_broker, start_valkey
+from streams.quirks import resolve_settings
+from streams.settings import Settings
+from streams.topics_admin import apply_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    metrics_port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    servers: list[EmbeddedServer] = field(default_factory=list)
+    children: list[Child] = field(default_factory=list)
+
+    def start_servers(self) -> Settings:
+        """Embedded broker and Valkey for whatever the environment does not name."""
+        updates = {}
+        if self.settings.kafka_bootstrap_servers is None:
+            broker = start_broker(self.settings.run_dir)
+            self.servers.append(broker)
+            updates["kafka_bootstrap_servers"] = broker.bootstrap
+        if self.settings.redis_url is None:
+            valkey = start_valkey(self.settings.run_dir)
+            self.servers.append(valkey)
+            updates["redis_url"] = valkey.url
+        self.settings = self.settings.model_copy(update=updates)
+        return self.settings
+
+    def child_env(self, metrics_port: int, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            KAFKA_BOOTSTRAP_SERVERS=self.settings.kafka_bootstrap_servers,
+            REDIS_URL=self.settings.redis_url,
+            ANTIFRAUD_RUN_DIR=str(self.settings.run_dir),
+            ANTIFRAUD_PRODUCER_BATCHING=self.settings.producer_batching.value,
+            ANTIFRAUD_METRICS_PORT=str(metrics_port),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    def spawn(self, name: str, *args: str, **extra_env: str) -> Child:
+        child = Child(name, [sys.executable, "-m", "streams.cli", *args], free_port())
+        log_path = self.settings.run_dir / "logs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as out:
+            child.process = subprocess.Popen(
+                child.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.child_env(child.metrics_port, **extra_env),
+                # Own session: a terminal's Ctrl-C reaches the supervisor only, which stops
+                # the children in order (workers before the broker they talk to).
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        self.children.append(child)
+        log.info("started %s (pid %d), log %s", name, child.process.pid, log_path)
+        return child
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for child in reversed(self.children):
+            if child.process and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0f s: killed", child.name, timeout)
+                child.process.kill()
+                child.process.wait()
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
+    """Start everything; returns once every child is spawned (the caller shows the console)."""
+    platform = Platform(settings)
+    settings = platform.start_servers()
+    report = apply_topics(get_catalog(settings.topics_file), settings.kafka_bootstrap_servers, settings.replication_factor)
+    for line in report.lines():
+        log.info("topics: %s", line)
+    platform.settings = resolve_settings(settings)
+    platform.spawn("worker", "worker")
+    if with_simulator:
+        platform.spawn("simulator", "simulate")
+    return platform
+
+
+def run_up(settings: Settings, with_simulator: bool = True) -> None:
+    from streams.console import show_console
+
+    stop = threading.Event()
+
+    def _on_signal(signum, _frame) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    platform = bring_up(settings, with_simulator)
+    try:
+        show_console(platform, stop)
+    finally:
+        platform.stop()
+        log.info("stopped: no child process is left")

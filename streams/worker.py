@@ -1,0 +1,38 @@
+"""`antifraud worker`: the Faust stream worker with every stage's agents."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from streams.quirks import resolve_settings
+from streams.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# The stages this worker runs, in pipeline order; each is a module in agents/.
+STAGES = ("ingest",)
+
+
+def run_worker(settings: Settings) -> None:
+    from streams.metrics import serve_metrics
+
+    resolve_settings(settings)  # exports the probed batching to the environment
+    get_settings.cache_clear()  # streams.app must see the resolved settings
+    settings = get_settings()
+    (settings.run_dir / "faust" / settings.worker_name).mkdir(parents=True, exist_ok=True)
+    port = serve_metrics(settings.metrics_port, settings.metrics_host)
+
+    from faust.worker import Worker
+
+    from streams.app import app, quiet_framework_loggers
+
+    for stage in STAGES:
+        importlib.import_module(f"agents.{stage}")
+
+    @app.task
+    async def _after_logging_setup() -> None:
+        quiet_framework_loggers()
+        log.info("worker %s: stages %s, metrics on :%d", settings.worker_name, ", ".join(STAGES), port)
+
+    Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False).execute_from_commandline()

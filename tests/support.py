@@ -1,0 +1,80 @@
+"""Helpers shared by tests: embedded servers, resolved settings, and an assign()-mode reader.
+
+A plain module (not conftest) so test files can import it by name.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streams.catalog import get_catalog
+from streams.embedded import start_broker, start_valkey
+from streams.quirks import resolve_settings
+from streams.settings import Settings
+from streams.topics_admin import apply_topics
+
+
+@dataclass
+class Servers:
+    bootstrap: str
+    redis_url: str
+    run_dir: Path
+
+
+def make_servers(run_dir: Path):
+    broker = start_broker(run_dir)
+    valkey = start_valkey(run_dir)
+    return broker, valkey, Servers(broker.bootstrap, valkey.url, run_dir)
+
+
+def make_settings(servers: Servers, **overrides) -> Settings:
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS=servers.bootstrap,
+        REDIS_URL=servers.redis_url,
+        run_dir=servers.run_dir,
+        **overrides,
+    )
+    apply_topics(get_catalog(), servers.bootstrap)
+    return resolve_settings(settings)
+
+
+class Reader:
+    """An assign()-mode reader of whole topics, from the beginning."""
+
+    def __init__(self, bootstrap: str, topic: str):
+        self.topic = topic
+        self.consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}", "enable.auto.commit": False,
+             "fetch.wait.max.ms": 50}
+        )
+        meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
+        self.consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+        self.messages = []
+
+    def read_until(self, predicate, timeout: float = 60.0) -> list:
+        """Poll until predicate(all messages so far) holds; fails the test at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.messages):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.topic}: condition not met in {timeout:.0f} s; have {len(self.messages)}")
+            msg = self.consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                self.messages.append(msg)
+        return self.messages
+
+    def read_for(self, seconds: float) -> list:
+        """Everything that arrives within `seconds` (used to prove that nothing more comes)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            msg = self.consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                self.messages.append(msg)
+        return self.messages
+
+    def close(self) -> None:
+        self.consumer.close()
