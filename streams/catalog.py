@@ -11,15 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from streams.contracts import CONTRACTS
+from streams.yamlconfig import ConfigError, line_of, read_yaml, validate
 
 TOPIC_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,249}$"
 
 
-class CatalogError(ValueError):
+class CatalogError(ConfigError):
     """topics.yaml is not valid; the message names the file and line."""
 
 
@@ -102,21 +102,16 @@ class Catalog(_Strict):
 
 
 def load_catalog(path: Path) -> Catalog:
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise CatalogError(f"{path}: not valid YAML: {exc}") from None
+    data, root = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("topics"), dict):
         raise CatalogError(f"{path}: expected a mapping with a 'topics:' mapping")
     for topic_id, spec in data["topics"].items():
         if isinstance(spec, dict):
             spec.setdefault("id", topic_id)
     try:
-        catalog = Catalog.model_validate(data)
-    except ValidationError as exc:
-        raise CatalogError(_describe(path, root, exc)) from None
+        catalog = validate(path, data, root, Catalog)
+    except ConfigError as exc:
+        raise CatalogError(str(exc)) from None
     _check_consistency(path, root, catalog)
     return catalog
 
@@ -124,7 +119,7 @@ def load_catalog(path: Path) -> Catalog:
 def _check_consistency(path: Path, root, catalog: Catalog) -> None:
     seen: dict[str, str] = {}
     for topic_id, spec in catalog.topics.items():
-        where = f"{path}:{_line(root, ('topics', topic_id))}"
+        where = f"{path}:{line_of(root, ('topics', topic_id))}"
         if spec.id != topic_id:
             raise CatalogError(f"{where}: topic {topic_id!r} must not set a different id")
         if spec.name in seen:
@@ -136,32 +131,6 @@ def _check_consistency(path: Path, root, catalog: Catalog) -> None:
             raise CatalogError(f"{where}: changelog topic {topic_id!r} needs the table it backs")
         if spec.kind == "input" and spec.normalized_to not in catalog.topics:
             raise CatalogError(f"{where}: input topic {topic_id!r} needs normalized_to: <a topic id>")
-
-
-def _describe(path: Path, root, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(str(part) for part in err["loc"])
-        lines.append(f"{path}:{_line(root, loc)}: {'.'.join(loc)}: {err['msg']}")
-    return "topics.yaml is not valid:\n  " + "\n  ".join(lines)
-
-
-def _line(root, loc: tuple[str, ...]) -> int:
-    """1-based line of the deepest YAML node on `loc` that exists."""
-    node, line = root, (root.start_mark.line + 1 if root is not None else 1)
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, v in node.value if k.value == part), None)
-            if match is None:
-                break
-            line, node = key.start_mark.line + 1, match
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            node = node.value[int(part)]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
 
 
 @lru_cache(maxsize=4)

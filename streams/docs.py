@@ -13,6 +13,7 @@ from streams.catalog import Catalog, get_catalog
 from streams.settings import PROJECT_ROOT, Settings
 
 README = PROJECT_ROOT / "README.md"
+DETECTION = PROJECT_ROOT / "docs" / "detection.md"
 
 
 def settings_table() -> str:
@@ -47,15 +48,53 @@ def topic_diagram(catalog: Catalog) -> str:
     return "\n".join(lines)
 
 
+def rules_table() -> str:
+    """rules.yaml in words: every signal with its weight, window and thresholds."""
+    from streams.rules import get_rules
+
+    rules = get_rules()
+    rows = [
+        f"Rules version `{rules.version}`. Tiers: low from {rules.tiers.low:g}, medium from {rules.tiers.medium:g}, "
+        f"high from {rules.tiers.high:g} points.",
+        "",
+        "| signal | what it means | points | window | thresholds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, rule in rules.signals:
+        params = rule.model_dump(exclude={"comment", "weight", "window_s"})
+        thresholds = ", ".join(f"{k} = {_plain(v)}" for k, v in params.items()) or "-"
+        window = _duration(rule.window_s) if hasattr(rule, "window_s") else "-"
+        points = f"{rule.weight:g}" if hasattr(rule, "weight") else "see thresholds"
+        rows.append(f"| `{name}` | {rule.comment} | {points} | {window} | {thresholds} |")
+    return "\n".join(rows)
+
+
+def _plain(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "/".join(getattr(v, "value", str(v)) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def blocks() -> dict[str, str]:
     return {"settings": settings_table(), "topics": topic_diagram(get_catalog())}
+
+
+def generated_files() -> dict[Path, dict[str, str]]:
+    return {README: blocks(), DETECTION: {"rules": rules_table()}}
 
 
 def render(text: str, generated: dict[str, str]) -> str:
     for name, body in generated.items():
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         if not pattern.search(text):
-            raise ValueError(f"README.md has no generated:{name} block")
+            raise ValueError(f"no generated:{name} block")
         text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
@@ -64,8 +103,9 @@ def stale_files() -> list[str]:
     from streams.contracts.docs import check_docs_fresh
 
     stale = list(check_docs_fresh(PROJECT_ROOT))
-    if render(README.read_text(), blocks()) != README.read_text():
-        stale.append("README.md")
+    for path, generated in generated_files().items():
+        if render(path.read_text(), generated) != path.read_text():
+            stale.append(str(path.relative_to(PROJECT_ROOT)))
     return stale
 
 
@@ -73,5 +113,6 @@ def write_all() -> list[str]:
     from streams.contracts.docs import main as write_contract_docs
 
     write_contract_docs()
-    README.write_text(render(README.read_text(), blocks()))
-    return ["README.md", "docs/contracts.md", "docs/schemas/"]
+    for path, generated in generated_files().items():
+        path.write_text(render(path.read_text(), generated))
+    return [str(p.relative_to(PROJECT_ROOT)) for p in generated_files()] + ["docs/contracts.md", "docs/schemas/"]

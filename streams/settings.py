@@ -11,8 +11,9 @@ from __future__ import annotations
 from enum import Enum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +107,75 @@ class Settings(BaseSettings):
     simulator_seed: int = Field(7, description="Seed of the traffic simulator.")
     valkey_retry_max_s: float = Field(
         5.0, gt=0, description="Longest backoff between retries while Valkey is unreachable."
+    )
+    # ------------------------------------------------ channel workers (channels/, docs/channels.md)
+    channel_gateway: Literal["simulated", "webhook"] = Field(
+        "simulated",
+        description="Where channel workers send actions: simulated (embedded, seeded) or webhook (real "
+        "partner endpoints, HMAC-signed JSON POST).",
+    )
+    channel_webhook_url: str | None = Field(
+        None,
+        description="Partner endpoint for the webhook gateway; `{channel}` in it is replaced by the "
+        "channel (sms, ai_voice, ...).",
+    )
+    channel_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key that signs every webhook body; required with the webhook gateway."
+    )
+    channel_batch_size: int = Field(100, gt=0, description="Actions a channel worker takes per Kafka poll.")
+    channel_poll_s: float = Field(
+        0.5, gt=0, description="Longest a channel worker waits on Kafka before it looks at its due held actions."
+    )
+    channel_claim_ttl_s: int = Field(
+        691200,
+        gt=0,
+        description="How long a send claim (and its stored outcome) is kept: longer than the action "
+        "topics' retention (7 days), so any replay of them is recognised and never re-sent.",
+    )
+    channel_send_lease_s: float = Field(
+        120.0,
+        gt=0,
+        description="Longest a send may take (gateway timeouts and retries included). A claim still "
+        "`sending` after this belonged to a worker that died mid-send: failed outcome, no re-send.",
+    )
+    channel_quiet_hours: str = Field(
+        "22:00-08:00",
+        description="Quiet hours (HH:MM[:SS]-HH:MM[:SS], city time) when low and medium tier actions "
+        "on the quiet-hours channels wait; empty = none.",
+    )
+    channel_quiet_hours_channels: list[str] = Field(
+        ["sms", "ai_voice"], description="Channels that respect quiet hours (JSON list)."
+    )
+    channel_rate_limits: dict[str, float] = Field(
+        {"sms": 200.0, "ai_voice": 20.0, "hotline_call": 2.0},
+        description="Sends per second per channel, shared by all workers of the channel (JSON object); "
+        "a channel not listed is unlimited.",
+    )
+    contact_timezone: str = Field("Asia/Shanghai", description="The city's time zone, for quiet hours.")
+    contact_frequency_cap: int = Field(
+        3,
+        ge=0,
+        description="Most contacts of one person, across channels, within the frequency window (low and "
+        "medium tier wait beyond it); 0 = no cap.",
+    )
+    contact_frequency_window_s: int = Field(
+        86400, gt=0, description="Sliding window of the per-person frequency cap."
+    )
+    gateway_timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook call.")
+    gateway_retries: int = Field(
+        3, ge=0, description="Webhook retries after a failed call (transport error, 429, 5xx)."
+    )
+    gateway_backoff_s: float = Field(0.5, gt=0, description="First webhook retry backoff; doubles each retry.")
+    gateway_backoff_max_s: float = Field(5.0, gt=0, description="Longest webhook retry backoff.")
+    gateway_circuit_fail_max: int = Field(
+        5, gt=0, description="Failed sends in a row (after retries) that open a channel's circuit."
+    )
+    gateway_circuit_reset_s: float = Field(
+        30.0, gt=0, description="How long an open circuit fails sends at once before one trial send."
+    )
+    gateway_simulated_seed: int = Field(11, description="Seed of the simulated gateway's results.")
+    gateway_simulated_time_scale: float = Field(
+        1.0, ge=0, description="Multiplies the simulated gateway's delays; 0 = instant (tests)."
     )
 
 

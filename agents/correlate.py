@@ -1,0 +1,148 @@
+"""Correlate: per person, across sources and time, into tiered, explained alerts.
+
+    signals_enriched (keyed by person) ──> person_state table ──> alerts
+
+signals_enriched is already keyed by person id (enrichment re-keys once), so this stage
+reads it without a repartition hop. For every signal: place it by its event time, score
+the person's recent signals against rules.yaml, and publish a new alert, a higher-tier
+version of the open one, or count a suppressed re-fire. A transfer to a listed mule
+account is a funds warning: its own alert, every time, never suppressed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import msgspec
+from prometheus_client import Counter, Histogram
+
+from streams import metrics
+from streams.alerting import Decision, PersonState, Verdict, already_seen, decide, dump, load, observe, remember_contact
+from streams.app import app, settings, sink_topic, source_topic, table, write_tables_for
+from streams.contracts import Alert, EnrichedSignal, Tier
+from streams.contracts.alerts import AccountRef, FiredSignal
+from streams.contracts.reference import IntelKind
+from streams.rules import get_rules
+from streams.scoring import Evaluation, evaluate, fact_of, is_funds_warning
+
+log = logging.getLogger(__name__)
+
+STAGE = "correlate"
+RULES = get_rules()
+DECODER = msgspec.json.Decoder(EnrichedSignal)
+ENCODER = msgspec.json.Encoder()
+ALERTS = sink_topic("alerts")
+
+ALERTS_TOTAL = Counter("antifraud_alerts_total", "Alerts published (every version)", ["tier", "typology", "county"])
+SUPPRESSED = Counter("antifraud_alerts_suppressed_total", "Re-fires suppressed inside the cool-down or at the top tier", [])
+LATE_EVENTS = Counter("antifraud_late_events_total", "Signals older than the allowed lateness (still counted)", [])
+SIGNAL_TO_ALERT = Histogram(
+    "antifraud_signal_to_alert_seconds",
+    "From the first signal's event time to the alert",
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
+)
+
+person_state = table("person_state", default=dict)
+
+
+@app.agent(source_topic("signals_enriched"), name="correlate")
+async def correlate(stream):
+    async for batch in stream.take_events(settings.ingest_batch_size, within=settings.ingest_batch_within_s):
+        started = time.perf_counter()
+        for event in batch:
+            await correlate_one(event)
+        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+async def correlate_one(event) -> None:
+    signal = DECODER.decode(event.message.value)
+    write_tables_for(event)
+    state = load(person_state[signal.person_id])
+    if already_seen(state, signal.event_id):
+        return
+    fact = fact_of(signal)
+    observe(state, fact, RULES)
+    if fact.late:
+        LATE_EVENTS.inc()
+    remember_contact(state, signal.phone, _carrier(signal), _account(signal))
+    evaluation = evaluate(state.facts, state.watermark, RULES, signal.vulnerability.elderly, signal.vulnerability.student)
+
+    if is_funds_warning(fact, RULES):
+        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state))
+    decision = decide(state, signal.person_id, evaluation, RULES)
+    if decision.verdict in (Verdict.new, Verdict.upgrade, Verdict.repeat):
+        await publish(risk_alert(signal, decision, evaluation, state))
+    elif decision.verdict is Verdict.suppressed:
+        SUPPRESSED.inc()
+    person_state[signal.person_id] = dump(state)
+    metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
+
+
+def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state: PersonState) -> Alert:
+    fired = list(ev.fired)
+    if decision.verdict is Verdict.repeat:
+        fired.append(FiredSignal(rule="repeated_warning", weight=0, event_ids=[], detail="fresh evidence after the cool-down"))
+    return _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, decision.previous_tier)
+
+
+def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, state: PersonState) -> Alert:
+    mule = max((h for h in signal.intel if h.kind is IntelKind.mule_account), key=lambda h: h.confidence)
+    trigger = FiredSignal(
+        rule="mule_transfer", weight=100, event_ids=[event_id], detail="transfer to a listed mule account (资金预警)"
+    )
+    context = [f for f in ev.fired if event_id not in f.event_ids]
+    ev_with_type = Evaluation(ev.score, ev.fired, Tier.funds_warning, mule.typology, ev.first_signal_t)
+    account = _account(signal)
+    accounts = [account] + [a for a in state.accounts if a != account]
+    alert = _alert(signal, f"{signal.person_id}-F-{event_id}", 1, Tier.funds_warning, ev_with_type, [trigger, *context], state)
+    alert.accounts = accounts
+    alert.score = 100 + ev.score
+    return alert
+
+
+def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, previous_tier=None) -> Alert:
+    now = datetime.now(timezone.utc)
+    first = datetime.fromtimestamp(ev.first_signal_t or signal.event_time.timestamp(), timezone.utc)
+    return Alert(
+        alert_id=alert_id,
+        version=version,
+        person_id=signal.person_id,
+        identity_resolved=signal.identity_resolved,
+        tier=tier,
+        typology=ev.typology,
+        score=ev.score,
+        signals=fired,
+        jurisdiction=signal.jurisdiction,
+        vulnerability=signal.vulnerability,
+        first_signal_at=first,
+        alert_at=now,
+        rules_version=RULES.version,
+        phone=state.phone,
+        carrier=state.carrier,
+        accounts=list(state.accounts),
+        previous_tier=previous_tier,
+        late_events=state.late_events,
+    )
+
+
+async def publish(alert: Alert) -> None:
+    await ALERTS.send(key=alert.person_id.encode(), value=ENCODER.encode(alert))
+    ALERTS_TOTAL.labels(alert.tier.value, alert.typology.value, alert.jurisdiction.county).inc()
+    SIGNAL_TO_ALERT.observe(max(0.0, (alert.alert_at - alert.first_signal_at).total_seconds()))
+    log.info(
+        "alert %s v%d %s %s score %.0f (%s)",
+        alert.alert_id, alert.version, alert.tier.value, alert.typology.value, alert.score,
+        ", ".join(s.rule for s in alert.signals),
+    )
+
+
+def _carrier(signal: EnrichedSignal) -> str | None:
+    return signal.telecom.carrier.value if signal.telecom is not None else None
+
+
+def _account(signal: EnrichedSignal) -> AccountRef | None:
+    if signal.bank is None:
+        return None
+    return AccountRef(bank=signal.bank.bank, account=signal.bank.account)

@@ -1,0 +1,123 @@
+"""A person's correlation state and the alert decision: new, upgrade, repeat, suppressed.
+
+Pure: the correlate agent loads the state from its table, calls `observe` and `decide`,
+then writes the state back and publishes what was decided.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from enum import Enum
+
+import msgspec
+
+from streams.contracts.alerts import AccountRef, Tier
+from streams.rules import Rules
+from streams.scoring import Evaluation, Fact, higher, next_tier
+
+
+class OpenAlert(msgspec.Struct):
+    alert_id: str
+    version: int
+    tier: Tier
+    last_t: float  # event time of the last version
+    evidence: list[str]
+
+
+class PersonState(msgspec.Struct):
+    facts: list[Fact] = []
+    watermark: float = 0.0  # the latest event time seen for this person
+    alert_seq: int = 0
+    alert: OpenAlert | None = None
+    suppressed: int = 0
+    late_events: int = 0
+    phone: str | None = None
+    carrier: str | None = None
+    accounts: list[AccountRef] = []
+
+
+def load(raw: dict | None) -> PersonState:
+    return msgspec.convert(raw, PersonState) if raw else PersonState()
+
+
+def dump(state: PersonState) -> dict:
+    return msgspec.to_builtins(state)
+
+
+def already_seen(state: PersonState, event_id: str) -> bool:
+    """A redelivered signal (at-least-once) must not be counted twice."""
+    return any(f.event_id == event_id for f in state.facts)
+
+
+def observe(state: PersonState, fact: Fact, rules: Rules) -> None:
+    """Place the fact by its own event time; flag it late when it is older than the allowed lateness."""
+    if state.watermark and fact.t < state.watermark - rules.lateness_s:
+        fact.late = True
+        state.late_events += 1
+    times = [f.t for f in state.facts]
+    state.facts.insert(bisect.bisect_right(times, fact.t), fact)
+    state.watermark = max(state.watermark, fact.t)
+    horizon = state.watermark - rules.history_s
+    state.facts = [f for f in state.facts if f.t >= horizon][-rules.max_history :]
+
+
+class Verdict(str, Enum):
+    none = "none"  # nothing reached a tier, or nothing new
+    new = "new"  # a new alert id, version 1
+    upgrade = "upgrade"  # a higher tier: same id, next version
+    repeat = "repeat"  # fresh evidence after the cool-down: one tier up (重复预警)
+    suppressed = "suppressed"  # same or lower tier within the cool-down, or already at the top
+
+
+@dataclass
+class Decision:
+    verdict: Verdict
+    alert_id: str | None = None
+    version: int = 0
+    tier: Tier | None = None
+    previous_tier: Tier | None = None
+
+
+def decide(state: PersonState, person_id: str, ev: Evaluation, rules: Rules) -> Decision:
+    """Decide and update the state's open alert; the caller publishes the alert when emitted."""
+    if ev.tier is None:
+        return Decision(Verdict.none)
+    now = state.watermark
+    open_alert = state.alert
+    if open_alert is not None and now - open_alert.last_t > rules.alert_open_s:
+        open_alert = None  # the old alert has run its course: this is a new episode
+    if open_alert is None:
+        state.alert_seq += 1
+        state.alert = OpenAlert(f"{person_id}-A{state.alert_seq}", 1, ev.tier, now, sorted(ev.evidence))
+        return Decision(Verdict.new, state.alert.alert_id, 1, ev.tier)
+
+    fresh = ev.evidence - set(open_alert.evidence)
+    if not fresh:
+        return Decision(Verdict.none)
+    open_alert.evidence = sorted(set(open_alert.evidence) | fresh)
+    if higher(ev.tier, open_alert.tier):
+        return _raise(open_alert, ev.tier, now, Verdict.upgrade)
+    within_cooldown = now - open_alert.last_t < rules.cooldown_s
+    if within_cooldown or not rules.repeat.raise_tier or open_alert.tier is Tier.high:
+        state.suppressed += 1
+        return Decision(Verdict.suppressed, open_alert.alert_id, open_alert.version, open_alert.tier)
+    return _raise(open_alert, next_tier(open_alert.tier), now, Verdict.repeat)
+
+
+def _raise(alert: OpenAlert, tier: Tier, now: float, verdict: Verdict) -> Decision:
+    previous = alert.tier
+    alert.version += 1
+    alert.tier = tier
+    alert.last_t = now
+    return Decision(verdict, alert.alert_id, alert.version, tier, previous)
+
+
+def remember_contact(state: PersonState, phone: str | None, carrier: str | None, account: AccountRef | None) -> None:
+    """The latest ways to reach the person and their accounts seen, for the actions and bank requests."""
+    if phone:
+        state.phone = phone
+    if carrier:
+        state.carrier = carrier
+    if account and account not in state.accounts:
+        state.accounts = (state.accounts + [account])[-5:]

@@ -1,0 +1,73 @@
+"""Alert decisions: new, upgrade, cool-down suppression, repeat raise, late events, redelivery."""
+
+from signal_builders import call, report, transfer
+from streams.alerting import PersonState, Verdict, already_seen, decide, dump, load, observe
+from streams.contracts.alerts import Tier
+from streams.contracts.common import Typology
+from streams.contracts.signals import CounterpartType, ReportKind
+from streams.rules import load_rules
+from streams.scoring import evaluate, fact_of
+
+RULES = load_rules()
+
+
+def step(state: PersonState, signal):
+    fact = fact_of(signal)
+    observe(state, fact, RULES)
+    ev = evaluate(state.facts, state.watermark, RULES, False, False)
+    return decide(state, "P1", ev, RULES), fact
+
+
+def test_first_tier_is_a_new_alert_and_a_higher_tier_is_its_next_version():
+    state = PersonState()
+    first, _ = step(state, report(0, ReportKind.fraud_app_installed))
+    assert (first.verdict, first.version, first.tier) == (Verdict.new, 1, Tier.low)
+    second, _ = step(state, call(5, 900, listed=Typology.investment))
+    assert (second.verdict, second.alert_id, second.version, second.tier, second.previous_tier) == (
+        Verdict.upgrade, first.alert_id, 2, Tier.high, Tier.low)
+
+
+def test_same_tier_inside_cool_down_is_suppressed_and_counted():
+    state = PersonState()
+    step(state, report(0, ReportKind.fraud_app_installed))
+    again, _ = step(state, report(5, ReportKind.suspicious_call))
+    assert again.verdict is Verdict.suppressed and state.suppressed == 1
+
+
+def test_fresh_evidence_after_cool_down_raises_one_tier():
+    state = PersonState()
+    step(state, report(0, ReportKind.fraud_app_installed))
+    later, _ = step(state, report(RULES.cooldown_s / 60 + 5, ReportKind.suspicious_call))
+    assert (later.verdict, later.tier, later.previous_tier) == (Verdict.repeat, Tier.medium, Tier.low)
+
+
+def test_no_fresh_evidence_means_no_decision():
+    state = PersonState()
+    step(state, report(0, ReportKind.fraud_app_installed))
+    benign, _ = step(state, call(90, 60, counterpart="+8613900000009", ctype=CounterpartType.domestic_mobile))
+    assert benign.verdict is Verdict.none
+
+
+def test_late_event_is_placed_by_its_time_and_flagged():
+    state = PersonState()
+    step(state, transfer(180, "100.00"))
+    _, fact = step(state, call(0, 60, counterpart="+8613900000009", ctype=CounterpartType.domestic_mobile))
+    assert fact.late and state.late_events == 1
+    assert [f.t for f in state.facts] == sorted(f.t for f in state.facts)
+
+
+def test_out_of_order_contact_still_makes_the_sequence():
+    state = PersonState()
+    step(state, transfer(30, "5000.00"))
+    decision, _ = step(state, call(0, 900, ctype=CounterpartType.voip_gateway))  # arrives after, happened before
+    assert decision.tier is not None
+    ev = evaluate(state.facts, state.watermark, RULES, False, False)
+    assert "contact_then_transfer" in {f.rule for f in ev.fired}
+
+
+def test_state_round_trips_through_the_table_format():
+    state = PersonState()
+    signal = report(0, ReportKind.fraud_app_installed)
+    step(state, signal)
+    again = load(dump(state))
+    assert again == state and already_seen(again, signal.event_id)
