@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterator
 
-from simulator.population import Population
+from simulator.population import City, Population
 from streams.contracts.common import Typology, UpdateOp
 from streams.contracts.reference import IdentifierKind, IntelKind, IntelUpdate, RegistryUpdate
 from streams.contracts.signals import CounterpartType
@@ -197,6 +197,24 @@ def intel_updates(intel: Intel, now: datetime, id_prefix: str) -> list[IntelUpda
         for n, e in enumerate(intel.entries)
         if e.tombstoned
     ]
+    return updates
+
+
+def location_updates(city: City, now: datetime, id_prefix: str) -> list[RegistryUpdate]:
+    """Every cell and bank branch with its station: how a signal of an unregistered resident is located."""
+    updates = [
+        RegistryUpdate(event_id=f"{id_prefix}-loc-{cell}", event_time=now, identifier_kind=IdentifierKind.cell,
+                       identifier=cell, county=station.county, station=station.code)
+        for cell, station in city.cell_table.items()
+    ]
+    counties = {county.code: county for county in city.counties}
+    for branch, county_code in city.branch_table.items():
+        # Branches sit in the county seat's first stations: branch n of a bank in station n.
+        stations = counties[county_code].stations
+        station = stations[(int(branch.rsplit("-", 1)[1]) - 1) % len(stations)]
+        updates.append(RegistryUpdate(event_id=f"{id_prefix}-loc-{branch}", event_time=now,
+                                      identifier_kind=IdentifierKind.branch, identifier=branch,
+                                      county=county_code, station=station.code))
     return updates
 
 

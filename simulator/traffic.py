@@ -20,6 +20,7 @@ from collections import Counter as Tally
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from functools import partial
+from itertools import chain
 
 import msgspec
 from confluent_kafka import Producer
@@ -28,7 +29,7 @@ from prometheus_client import Counter
 from simulator import scenarios as sc
 from simulator.malformed import malformed
 from simulator.population import Person, Population
-from simulator.reference import FRAUD_TYPOLOGIES, Intel, intel_updates, registry_updates
+from simulator.reference import FRAUD_TYPOLOGIES, Intel, intel_updates, location_updates, registry_updates
 from simulator.scenarios import EventIds, Offer, Scenario
 from streams.catalog import get_catalog
 from streams.contracts.cases import CaseReport
@@ -139,8 +140,9 @@ class TrafficSimulator:
         for update in intel_updates(self.intel, now, self.ids.namespace):
             self._send("in_intel", f"{update.kind.value}:{update.value}".encode(), self._encode(update), "reference")
             sent += 1
-        log.info("simulator: seeding the registry of %d residents", len(self.population))
-        for update in registry_updates(self.population, now, self.ids.namespace):
+        log.info("simulator: seeding the registry of %d residents, cells and branches", len(self.population))
+        locations = location_updates(self.population.city, now, self.ids.namespace)
+        for update in chain(locations, registry_updates(self.population, now, self.ids.namespace)):
             self._send("in_registry", update.identifier.encode(), self._encode(update), "reference")
             sent += 1
             if sent % 10_000 == 0:

@@ -14,22 +14,23 @@ from collections import defaultdict
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from rich.columns import Columns
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 # (section title, metric sample name, label that splits the section)
 SECTIONS = (
-    ("events in, by source", "antifraud_events_in_total", "source"),
-    ("accepted, by source", "antifraud_events_accepted_total", "source"),
-    ("invalid (dead-lettered), by reason", "antifraud_events_invalid_total", "reason"),
-    ("duplicates dropped, by source", "antifraud_duplicates_total", "source"),
-    ("alerts, by tier", "antifraud_alerts_total", "tier"),
-    ("alerts, by warning type", "antifraud_alerts_total", "typology"),
-    ("actions, by channel", "antifraud_actions_total", "channel"),
-    ("outcomes, by result", "antifraud_outcomes_total", "result"),
-    ("bank protective requests, by bank", "antifraud_bank_requests_total", "bank"),
-    ("simulator offered, by kind", "antifraud_simulator_offered_total", "kind"),
+    ("events in", "antifraud_events_in_total", "source"),
+    ("accepted", "antifraud_events_accepted_total", "source"),
+    ("invalid (dead letters)", "antifraud_events_invalid_total", "reason"),
+    ("duplicates dropped", "antifraud_duplicates_total", "source"),
+    ("alerts by tier", "antifraud_alerts_total", "tier"),
+    ("alerts by warning type", "antifraud_alerts_total", "typology"),
+    ("actions by channel", "antifraud_actions_total", "channel"),
+    ("outcomes by result", "antifraud_outcomes_total", "result"),
+    ("bank requests", "antifraud_bank_requests_total", "bank"),
+    ("simulator offered", "antifraud_simulator_offered_total", "kind"),
 )
 
 
@@ -72,13 +73,13 @@ def render(platform, sections) -> Group:
         alive = child.process is not None and child.process.poll() is None
         state = "running" if alive else f"exited {child.process.returncode if child.process else '?'}"
         procs.add_row(child.name, str(child.process.pid if child.process else "-"), state, child.metrics_url)
-    tables = [procs]
+    tables = []
     for title, values in sections.items():
-        table = Table(title=title, show_header=False)
+        table = Table(title=title, show_header=False, title_justify="left")
         for name, value in values.items():
             table.add_row(name, f"{value:,.0f}")
         tables.append(table)
-    return Group(*tables)
+    return Group(procs, Columns(tables, padding=(0, 2)))
 
 
 def one_line(platform, sections) -> str:

@@ -43,7 +43,7 @@ def test_up_shows_traffic_and_ctrl_c_stops_every_child(tmp_path):
         env=env,
     )
     try:
-        lines = read_lines_until(up, re.compile(r"events in, by source: .*in_telecom=[1-9].*invalid"), timeout=60)
+        lines = read_lines_until(up, re.compile(r"events in: .*in_telecom=[1-9].*invalid"), timeout=60)
         output = "".join(lines)
         assert re.search(r"worker\s+pid \d+\s+metrics http://127\.0\.0\.1:\d+/metrics", output)
         assert re.search(r"simulator\s+pid \d+\s+metrics http://127\.0\.0\.1:\d+/metrics", output)

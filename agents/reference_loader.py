@@ -1,0 +1,88 @@
+"""Reference loader: the registry and the intelligence lists, from their update topics into Valkey.
+
+    norm_registry ──> ref:registry:<phone|account|cell|branch>:<identifier>
+    norm_intel    ──> ref:intel:<kind>:<value>          (expiring at expires_at)
+
+A delete removes the entry; an upsert already past its expires_at removes it too. The
+newest event_time wins, so a late, older update changes nothing (streams.reference).
+One pipeline per micro-batch; after it, every process's enrich cache drops the keys, so
+the next event enriched sees the change.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import time
+from datetime import datetime, timezone
+
+import msgspec
+from prometheus_client import Counter
+
+from streams import metrics
+from streams.app import app, catalog, settings, sink_topic, source_topic
+from streams.contracts import DeadLetter, DeadLetterReason, IntelUpdate, contract
+from streams.reference import process_store, reference_settings, write_for
+from streams.valkey import until_valkey_answers
+
+log = logging.getLogger(__name__)
+
+STAGE = "reference_loader"
+SOURCES = {spec.name: spec for spec in map(catalog.topic, ("norm_intel", "norm_registry"))}
+DECODERS = {name: msgspec.json.Decoder(contract(spec.contract)) for name, spec in SOURCES.items()}
+DEAD_LETTERS = sink_topic("dead_letter")
+ENCODER = msgspec.json.Encoder()
+
+UPDATES = Counter(
+    "antifraud_reference_updates_total",
+    "Registry and intelligence updates by list and outcome: upsert, delete, expired (removed on arrival), "
+    "stale (older than the stored entry, ignored)",
+    ["list", "outcome"],
+)
+
+
+def list_of(update) -> str:
+    """The list an update belongs to, as a label: an intel kind, or an identifier kind of the registry."""
+    return update.kind.value if isinstance(update, IntelUpdate) else update.identifier_kind.value
+
+
+def undecodable(message, detail: str) -> DeadLetter:
+    """A normalized record that does not decode (a bug upstream): kept, not lost."""
+    original = message.value or b""
+    return DeadLetter(
+        dead_letter_id=f"{message.topic}:{message.partition}:{message.offset}", stage=STAGE,
+        source_topic=message.topic, source_partition=message.partition, source_offset=message.offset,
+        reason=DeadLetterReason.schema_violation, detail=detail, received_at=datetime.now(timezone.utc),
+        original_size=len(original), original_sha256=hashlib.sha256(original).hexdigest(),
+        original_b64=base64.b64encode(original).decode(), original_truncated=False,
+    )
+
+
+@app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="reference_loader")
+async def reference_loader(stream):
+    store = process_store()
+    batching = reference_settings()
+    async for batch in stream.take_events(batching.enrich_batch_size, within=batching.enrich_batch_within_s):
+        started = time.perf_counter()
+        await load_batch(batch, store)
+        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+async def load_batch(batch, store) -> None:
+    now_ms = int(time.time() * 1000)
+    updates, writes = [], []
+    for ev in batch:
+        try:
+            update = DECODERS[ev.message.topic].decode(ev.message.value).event
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            log.error("%s: undecodable record at %s:%d:%d", STAGE, ev.message.topic, ev.message.partition,
+                      ev.message.offset)
+            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(ev.message, str(exc))))
+            continue
+        updates.append((ev, update))
+        writes.append(write_for(update, now_ms))
+    applied = await until_valkey_answers(STAGE, settings, lambda: store.apply(writes))
+    for (ev, update), write, done in zip(updates, writes, applied):
+        UPDATES.labels(list_of(update), write.outcome if done else "stale").inc()
+        metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - ev.message.timestamp))
