@@ -66,28 +66,31 @@ async def correlate_one(event) -> None:
     observe(state, fact, RULES)
     if fact.late:
         LATE_EVENTS.inc()
-    remember_contact(state, signal.phone, _carrier(signal), _account(signal))
-    evaluation = evaluate(state.facts, state.watermark, RULES, signal.vulnerability.elderly, signal.vulnerability.student)
+    where = remember_contact(state, signal.phone, _carrier(signal), _account(signal), signal.jurisdiction)
+    evaluation = evaluate(
+        state.facts, state.watermark, RULES, signal.vulnerability.elderly, signal.vulnerability.student, anchor=fact.t
+    )
 
     if is_funds_warning(fact, RULES):
-        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state))
+        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state, where))
     decision = decide(state, signal.person_id, evaluation, RULES)
     if decision.verdict in (Verdict.new, Verdict.upgrade, Verdict.repeat):
-        await publish(risk_alert(signal, decision, evaluation, state))
+        await publish(risk_alert(signal, decision, evaluation, state, where))
     elif decision.verdict is Verdict.suppressed:
         SUPPRESSED.inc()
     person_state[signal.person_id] = dump(state)
     metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
 
 
-def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state: PersonState) -> Alert:
+def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state: PersonState, where) -> Alert:
     fired = list(ev.fired)
     if decision.verdict is Verdict.repeat:
         fired.append(FiredSignal(rule="repeated_warning", weight=0, event_ids=[], detail="fresh evidence after the cool-down"))
-    return _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, decision.previous_tier)
+    return _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, where,
+                  decision.previous_tier)
 
 
-def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, state: PersonState) -> Alert:
+def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, state: PersonState, where) -> Alert:
     mule = max((h for h in signal.intel if h.kind is IntelKind.mule_account), key=lambda h: h.confidence)
     trigger = FiredSignal(
         rule="mule_transfer", weight=100, event_ids=[event_id], detail="transfer to a listed mule account (资金预警)"
@@ -96,13 +99,14 @@ def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, s
     ev_with_type = Evaluation(ev.score, ev.fired, Tier.funds_warning, mule.typology, ev.first_signal_t)
     account = _account(signal)
     accounts = [account] + [a for a in state.accounts if a != account]
-    alert = _alert(signal, f"{signal.person_id}-F-{event_id}", 1, Tier.funds_warning, ev_with_type, [trigger, *context], state)
+    alert = _alert(signal, f"{signal.person_id}-F-{event_id}", 1, Tier.funds_warning, ev_with_type, [trigger, *context],
+                   state, where)
     alert.accounts = accounts
     alert.score = 100 + ev.score
     return alert
 
 
-def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, previous_tier=None) -> Alert:
+def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, where, previous_tier=None) -> Alert:
     now = datetime.now(timezone.utc)
     first = datetime.fromtimestamp(ev.first_signal_t or signal.event_time.timestamp(), timezone.utc)
     return Alert(
@@ -114,7 +118,7 @@ def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: Person
         typology=ev.typology,
         score=ev.score,
         signals=fired,
-        jurisdiction=signal.jurisdiction,
+        jurisdiction=where,
         vulnerability=signal.vulnerability,
         first_signal_at=first,
         alert_at=now,

@@ -12,7 +12,7 @@ from enum import Enum
 
 import msgspec
 
-from streams.contracts.alerts import AccountRef, Tier
+from streams.contracts.alerts import AccountRef, Jurisdiction, Tier
 from streams.rules import Rules
 from streams.scoring import Evaluation, Fact, higher, next_tier
 
@@ -35,6 +35,7 @@ class PersonState(msgspec.Struct):
     phone: str | None = None
     carrier: str | None = None
     accounts: list[AccountRef] = []
+    jurisdiction: Jurisdiction | None = None  # the last one known (an app report of an unregistered phone has none)
 
 
 def load(raw: dict | None) -> PersonState:
@@ -113,11 +114,17 @@ def _raise(alert: OpenAlert, tier: Tier, now: float, verdict: Verdict) -> Decisi
     return Decision(verdict, alert.alert_id, alert.version, tier, previous)
 
 
-def remember_contact(state: PersonState, phone: str | None, carrier: str | None, account: AccountRef | None) -> None:
-    """The latest ways to reach the person and their accounts seen, for the actions and bank requests."""
+def remember_contact(
+    state: PersonState, phone: str | None, carrier: str | None, account: AccountRef | None, where: Jurisdiction
+) -> Jurisdiction:
+    """The latest ways to reach the person, their accounts seen and their jurisdiction; returns the
+    jurisdiction to use: this signal's, or the last known when this one could not be located."""
+    if where.county != "unknown":
+        state.jurisdiction = where
     if phone:
         state.phone = phone
     if carrier:
         state.carrier = carrier
     if account and account not in state.accounts:
         state.accounts = (state.accounts + [account])[-5:]
+    return state.jurisdiction or where

@@ -95,7 +95,12 @@ class Evaluation:
         return {event_id for signal in self.fired for event_id in signal.event_ids}
 
 
-def _window(facts: list[Fact], end: float, seconds: int) -> list[Fact]:
+def window_of(facts: list[Fact], end: float, seconds: int, anchor: float | None = None) -> list[Fact]:
+    """Facts of the window that ends at `end`, or, when the newest evidence is older (it came
+    late), the window that starts where that evidence sits: late evidence is judged among
+    what happened around it, not only against the latest event."""
+    if anchor is not None:
+        end = min(end, anchor + seconds)
     return [f for f in facts if end - seconds <= f.t <= end]
 
 
@@ -108,10 +113,16 @@ def _is_suspect_contact(f: Fact, rules: Rules) -> bool:
     )
 
 
-def evaluate(facts: list[Fact], end: float, rules: Rules, elderly: bool, student: bool) -> Evaluation:
-    """Every signal of rules.yaml over the facts in its window ending at `end` (the person's latest event time)."""
+def evaluate(
+    facts: list[Fact], end: float, rules: Rules, elderly: bool, student: bool, anchor: float | None = None
+) -> Evaluation:
+    """Every signal of rules.yaml over the facts in its window ending at `end` (the person's latest
+    event time), or anchored at `anchor` (the time of the evidence just added) when that is older."""
     s = rules.signals
     fired: list[FiredSignal] = []
+
+    def _window(facts_: list[Fact], end_: float, seconds: int) -> list[Fact]:
+        return window_of(facts_, end_, seconds, anchor)
 
     def fire(name: str, weight: float, evidence: list[Fact], detail: str) -> None:
         if evidence:

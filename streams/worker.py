@@ -11,7 +11,7 @@ from streams.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 # The stages this worker runs, in pipeline order; each is a module in agents/.
-STAGES = ("ingest", "reference_loader", "enrich")
+STAGES = ("ingest", "reference_loader", "enrich", "correlate", "route", "escalate")
 
 
 def run_worker(settings: Settings) -> None:

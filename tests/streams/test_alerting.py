@@ -65,6 +65,18 @@ def test_out_of_order_contact_still_makes_the_sequence():
     assert "contact_then_transfer" in {f.rule for f in ev.fired}
 
 
+def test_late_early_evidence_is_judged_among_what_happened_around_it():
+    state = PersonState()
+    step(state, report(60, ReportKind.fraud_app_installed))
+    step(state, transfer(60 * 40, "100.00"))  # the watermark moves 40 h on
+    fact = fact_of(call(0, 900, listed=Typology.investment))  # the contact that started it all, arriving last
+    observe(state, fact, RULES)
+    at_watermark = evaluate(state.facts, state.watermark, RULES, False, False)
+    anchored = evaluate(state.facts, state.watermark, RULES, False, False, anchor=fact.t)
+    assert "fraud_number_contact" not in {f.rule for f in at_watermark.fired}
+    assert {"fraud_number_contact", "fraud_app_installed"} <= {f.rule for f in anchored.fired}
+
+
 def test_state_round_trips_through_the_table_format():
     state = PersonState()
     signal = report(0, ReportKind.fraud_app_installed)
