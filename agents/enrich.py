@@ -34,7 +34,6 @@ from streams.reference import (
     derived_person_id,
     number_probes,
     process_store,
-    reference_settings,
     url_probes,
 )
 from streams.valkey import until_valkey_answers
@@ -143,8 +142,7 @@ async def follow_reference_invalidations() -> None:
 @app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="enrich")
 async def enrich(stream):
     store = process_store()
-    batching = reference_settings()
-    async for batch in stream.take_events(batching.enrich_batch_size, within=batching.enrich_batch_within_s):
+    async for batch in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_within_s):
         started = time.perf_counter()
         await enrich_batch(batch, store)
         metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

@@ -23,7 +23,7 @@ from prometheus_client import Counter
 from streams import metrics
 from streams.app import app, catalog, settings, sink_topic, source_topic
 from streams.contracts import DeadLetter, DeadLetterReason, IntelUpdate, contract
-from streams.reference import process_store, reference_settings, write_for
+from streams.reference import process_store, write_for
 from streams.valkey import until_valkey_answers
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ def undecodable(message, detail: str) -> DeadLetter:
 @app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="reference_loader")
 async def reference_loader(stream):
     store = process_store()
-    batching = reference_settings()
-    async for batch in stream.take_events(batching.enrich_batch_size, within=batching.enrich_batch_within_s):
+    async for batch in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_within_s):
         started = time.perf_counter()
         await load_batch(batch, store)
         metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)

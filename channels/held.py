@@ -78,9 +78,10 @@ class HeldStore:
         pipe.hdel(self.data_key, member)
         pipe.execute()
 
-    def pending(self) -> int:
-        return self.client.zcard(self.due_key)
-
-    def next_due(self) -> float | None:
-        first = self.client.zrange(self.due_key, 0, 0, withscores=True)
-        return first[0][1] if first else None
+    def peek(self) -> tuple[int, float | None]:
+        """How many are held, and when the next one comes due (None: none held)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.due_key)
+        pipe.zrange(self.due_key, 0, 0, withscores=True)
+        pending, first = pipe.execute()
+        return pending, (first[0][1] if first else None)

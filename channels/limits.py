@@ -10,6 +10,9 @@ so two workers cannot both take the last place.
   Every request gets a slot: now if the channel has capacity (up to one second's worth
   in a burst), else a future slot that is reserved for it, so a held action released at
   its slot sends without asking again and the queue never thrashes.
+
+Times go back to Python as "%.6f" text: Lua's tostring keeps only 14 digits, which for
+epoch seconds would move a slot by tens of microseconds.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
 end
 if ARGV[5] == '1' and cap > 0 and redis.call('ZCARD', KEYS[1]) >= cap then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return tostring(tonumber(oldest[2]) + window)
+  return string.format('%.6f', tonumber(oldest[2]) + window)
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('EXPIRE', KEYS[1], math.ceil(window) + 60)
@@ -43,8 +46,8 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local slot = tat - tolerance
 if slot < now then slot = now end
-redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', math.ceil((tat + interval - now) * 1000) + 1000)
-return tostring(slot)
+redis.call('SET', KEYS[1], string.format('%.6f', tat + interval), 'PX', math.ceil((tat + interval - now) * 1000) + 1000)
+return string.format('%.6f', slot)
 """
 
 

@@ -25,6 +25,7 @@ from streams.contracts.alerts import Tier
 from streams.settings import Settings
 
 URGENT_TIERS = frozenset({Tier.high, Tier.funds_warning})
+SLOT_SLACK_S = 0.001  # a slot this close to now is now (times cross Valkey as text)
 
 
 class Policy(str, Enum):
@@ -75,6 +76,6 @@ class ContactPolicy:
                 return Hold(Policy.frequency_cap, release)
         if self.rate is not None and not rate_reserved:
             slot = self.rate.reserve(now)
-            if slot > now:
+            if slot > now + SLOT_SLACK_S:
                 return Hold(Policy.rate_limit, slot, rate_reserved=True)
         return None

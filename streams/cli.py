@@ -56,6 +56,12 @@ def worker() -> None:
 def simulate() -> None:
     """Synthetic carrier, bank and app traffic, reference data first."""
     from simulator.traffic import main as run_simulator
+
+    run_simulator(_serve_metrics_resolved())
+
+
+def _serve_metrics_resolved() -> Settings:
+    """Common start of a platform process: servers from the environment, quirks resolved, metrics served."""
     from streams.metrics import serve_metrics
     from streams.quirks import resolve_settings
 
@@ -63,7 +69,18 @@ def simulate() -> None:
     _setup_logging(settings)
     settings = resolve_settings(settings)
     serve_metrics(settings.metrics_port, settings.metrics_host)
-    run_simulator(settings)
+    return settings
+
+
+@cli.command("channel-worker")
+def channel_worker(
+    channel: str = typer.Option(..., help="sms, ai_voice, hotline_call, app_push or police_visit"),
+) -> None:
+    """A downstream channel worker: sends one channel's actions through its gateway."""
+    from channels.worker import main as run_channel
+    from streams.contracts import Channel
+
+    run_channel(_serve_metrics_resolved(), Channel(channel))
 
 
 @topics_cli.command("apply")

@@ -35,8 +35,6 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -49,25 +47,6 @@ from streams.settings import get_settings
 from streams.valkey import VALKEY_OUTAGE_ERRORS, async_client
 
 log = logging.getLogger(__name__)
-
-
-class ReferenceSettings(BaseSettings):
-    """Settings of the detection stages (ANTIFRAUD_<NAME>); belong in streams.settings once it takes them."""
-
-    model_config = SettingsConfigDict(env_prefix="ANTIFRAUD_", frozen=True, extra="ignore")
-
-    enrich_batch_size: int = Field(500, gt=0, description="Events per micro-batch at enrich and the loader.")
-    enrich_batch_within_s: float = Field(0.01, gt=0, description="Longest wait to fill such a micro-batch.")
-    enrich_cache_size: int = Field(100_000, ge=0, description="Entries (misses too) in each process's cache.")
-    enrich_cache_max_age_s: float = Field(300.0, gt=0, description="A cached entry is re-read after this.")
-    reference_tombstone_ttl_s: int = Field(
-        7 * 86400, gt=0, description="How long a delete is remembered against older upserts (topic retention)."
-    )
-
-
-@lru_cache(maxsize=1)
-def reference_settings() -> ReferenceSettings:
-    return ReferenceSettings()
 
 
 CACHE_HITS = Counter("antifraud_enrich_cache_hits_total", "Reference keys answered by the in-process cache")
@@ -316,7 +295,7 @@ class LookupResult:
 
 
 # ------------------------------------------------------------------------------ the cache
-_NOT_CACHED = object()
+NOT_CACHED = object()
 
 
 class ReferenceCache:
@@ -337,14 +316,14 @@ class ReferenceCache:
 
     def get(self, key: str):
         if not self.enabled:
-            return _NOT_CACHED
+            return NOT_CACHED
         entry = self._entries.get(key)
         if entry is None:
-            return _NOT_CACHED
+            return NOT_CACHED
         stored_at, value = entry
         if time.monotonic() - stored_at > self.max_age_s:
             del self._entries[key]
-            return _NOT_CACHED
+            return NOT_CACHED
         self._entries.move_to_end(key)
         return value
 
@@ -391,7 +370,7 @@ class ReferenceStore:
         missing: list[str] = []
         for key in dict.fromkeys(k for request in requests for k in request.keys()):
             cached = self.cache.get(key)
-            if cached is _NOT_CACHED:
+            if cached is NOT_CACHED:
                 missing.append(key)
             else:
                 records[key] = cached
@@ -450,8 +429,10 @@ class ReferenceStore:
                     except msgspec.DecodeError:
                         self.cache.clear()  # unreadable: it may have named anything we hold
             except (*VALKEY_OUTAGE_ERRORS, redis.RedisError) as exc:
+                if self.cache.enabled:  # once per outage, not once per retry
+                    log.warning("reference cache off until the invalidation channel is back (%s)",
+                                type(exc).__name__)
                 self.cache.disable()
-                log.warning("reference cache off: invalidation channel lost (%s)", type(exc).__name__)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, retry_max_s)
             finally:
@@ -491,6 +472,6 @@ def resolve(request: LookupRequest, records: dict[str, object], now_ms: int) -> 
 @lru_cache(maxsize=1)
 def process_store() -> ReferenceStore:
     """This process's store: one Valkey client and the one cache every stage here shares."""
-    settings, ref = get_settings(), reference_settings()
-    cache = ReferenceCache(ref.enrich_cache_size, ref.enrich_cache_max_age_s)
-    return ReferenceStore(async_client(settings), cache, ref.reference_tombstone_ttl_s)
+    settings = get_settings()
+    cache = ReferenceCache(settings.enrich_cache_size, settings.enrich_cache_max_age_s)
+    return ReferenceStore(async_client(settings), cache, settings.reference_tombstone_ttl_s)

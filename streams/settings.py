@@ -101,12 +101,34 @@ class Settings(BaseSettings):
     ingest_batch_within_s: float = Field(
         0.01, gt=0, description="Longest wait to fill an ingest micro-batch."
     )
+    enrich_batch_size: int = Field(500, gt=0, description="Events per micro-batch at enrich and the reference loader.")
+    enrich_batch_within_s: float = Field(0.01, gt=0, description="Longest wait to fill such a micro-batch.")
+    enrich_cache_size: int = Field(100_000, ge=0, description="Reference entries (misses too) in each process's cache.")
+    enrich_cache_max_age_s: float = Field(300.0, gt=0, description="A cached reference entry is re-read after this.")
+    reference_tombstone_ttl_s: int = Field(
+        7 * 86400, gt=0, description="How long a delete is remembered against older upserts (= topic retention)."
+    )
     simulator_rate: float = Field(
         50.0, gt=0, description="Events per second the simulator offers in `antifraud up`."
     )
     simulator_seed: int = Field(7, description="Seed of the traffic simulator.")
     valkey_retry_max_s: float = Field(
         5.0, gt=0, description="Longest backoff between retries while Valkey is unreachable."
+    )
+    # ------------------------------------------------ dissuasion: routing, escalation, partners (docs/dissuasion.md)
+    routing_file: Path = Field(
+        PROJECT_ROOT / "routing.yaml", description="The dissuasion policy: actions per tier, SLAs, escalation, scripts."
+    )
+    banks_file: Path = Field(
+        PROJECT_ROOT / "banks.yaml", description="Banks and carriers that receive signed requests, with their key variables."
+    )
+    partner_keys: Literal["dev", "env"] = Field(
+        "dev",
+        description="env: every partner key must be in the variable banks.yaml names (production); dev: a "
+        "missing key is derived from the development secret.",
+    )
+    partner_dev_secret: SecretStr | None = Field(
+        None, description="Secret the development keys are derived from; unset = a random one kept in run_dir/secrets/."
     )
     # ------------------------------------------------ channel workers (channels/, docs/channels.md)
     channel_gateway: Literal["simulated", "webhook"] = Field(
@@ -178,6 +200,53 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Multiplies the simulated gateway's delays; 0 = instant (tests)."
     )
 
+    # ------------------------------------------------ oversight: ledger, console, audit, follow-up (docs/oversight.md)
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL"),
+        description="SQLAlchemy URL of the oversight ledger (production: postgresql+psycopg://...); unset = "
+        "SQLite file run_dir/ledger.sqlite3.",
+    )
+    ledger_migrations_dir: Path = Field(
+        PROJECT_ROOT / "migrations", description="Alembic migrations of the ledger; the sink runs `upgrade head` at start."
+    )
+    ledger_batch_size: int = Field(500, gt=0, description="Records the ledger sink writes per transaction.")
+    ledger_poll_s: float = Field(0.5, gt=0, description="Longest the ledger sink waits on Kafka to fill a batch.")
+    console_host: str = Field("127.0.0.1", description="Address the oversight console (HTTP API and dashboard) binds.")
+    console_port: int = Field(8080, ge=0, description="Port of the oversight console.")
+    console_tokens: dict[str, str] = Field(
+        {},
+        description="Unit tokens of the console (JSON object): token (or `sha256:<hex of the token>`) -> unit, one "
+        "of `centre`, `county:<code>`, `station:<code>`, `bank:<code>`, `carrier:<code>`.",
+    )
+    console_phone_roles: list[str] = Field(
+        ["station"],
+        description="Roles that may reveal phone numbers in the console (JSON list); every reveal is written to "
+        "the access_log table.",
+    )
+    console_sla_target: float = Field(
+        0.95, ge=0, le=1, description="Dissuasion success-rate target; the dashboard and the alert rule compare to it."
+    )
+    audit_lookback_days: int = Field(
+        90, gt=0, description="A case report is audited when its victim had an alert within this many days before it."
+    )
+    audit_ledger_wait_s: float = Field(
+        30.0, ge=0, description="Longest the audit waits for the ledger to catch up before it audits a case."
+    )
+    audit_bank_ack_timeout_s: int = Field(
+        600, gt=0, description="A bank request without an acknowledgement after this long is a broken step."
+    )
+    followup_every_s: int = Field(
+        86400, gt=0, description="Follow-up sampling period (定期回访抽查): persons dissuaded in the last period."
+    )
+    followup_percent: float = Field(
+        10.0, ge=0, le=100, description="Share of each unit's dissuaded persons sampled for a follow-up visit."
+    )
+    followup_min_per_unit: int = Field(
+        1, ge=0, description="Fewest persons sampled per unit (all of them when the unit has fewer)."
+    )
+    followup_seed: int = Field(2024, description="Seed of the follow-up sample: the same seed and period give the same sample.")
+    followup_due_days: int = Field(7, gt=0, description="Days a station has to report a follow-up visit.")
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -18,12 +18,16 @@ import threading
 from dataclasses import dataclass, field
 
 from streams.catalog import get_catalog
+from streams.contracts import Channel
 from streams.embedded import EmbeddedServer, die_with_parent, free_port, start_broker, start_valkey
 from streams.quirks import resolve_settings
 from streams.settings import Settings
 from streams.topics_admin import apply_topics
 
 log = logging.getLogger(__name__)
+
+# Channels with a generic channel worker; line suspension goes to the carriers (channels/partners.py).
+CHANNEL_WORKERS = [c for c in Channel if c is not Channel.line_suspension]
 
 
 @dataclass
@@ -116,6 +120,8 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
         log.info("topics: %s", line)
     platform.settings = resolve_settings(settings)
     platform.spawn("worker", "worker")
+    for channel in CHANNEL_WORKERS:
+        platform.spawn(f"ch-{channel.value}", "channel-worker", "--channel", channel.value)
     if with_simulator:
         platform.spawn("simulator", "simulate")
     return platform

@@ -3,7 +3,9 @@ from collections import Counter
 import msgspec
 
 from simulator.population import Population
-from simulator.reference import FRAUD_TYPOLOGIES, Intel, intel_updates, registry_updates, retired_numbers
+from simulator.reference import (
+    FRAUD_TYPOLOGIES, Intel, intel_updates, location_updates, registry_updates, retired_numbers,
+)
 from streams.contracts.common import UpdateOp
 from streams.contracts.reference import IdentifierKind, IntelKind, IntelUpdate, RegistryUpdate
 
@@ -73,3 +75,20 @@ def test_registry_is_lazy_for_a_million():
     updates = registry_updates(Population.generate(1_000_000, 7), NOW, "x")
     first = [next(updates) for _ in range(1000)]
     assert first[0].person_id == "P000000000"
+
+
+def test_location_updates_locate_every_cell_and_branch(population):
+    city = population.city
+    updates = location_updates(city, NOW, "x")
+    for update in updates:
+        roundtrip(update, RegistryUpdate)
+    cells = {u.identifier: u for u in updates if u.identifier_kind is IdentifierKind.cell}
+    branches = {u.identifier: u for u in updates if u.identifier_kind is IdentifierKind.branch}
+    assert set(cells) == set(city.cell_table) and set(branches) == set(city.branch_table)
+    assert all(u.station == city.cell_table[c].code and u.county == city.cell_table[c].county for c, u in cells.items())
+    stations = {st.code: county.code for county in city.counties for st in county.stations}
+    assert all(u.county == city.branch_table[b] == stations[u.station] for b, u in branches.items())
+    # Every home cell and account branch of the residents is covered: unregistered ones can be located.
+    assert {p.home_cell for p in population} <= set(cells)
+    assert {a.branch_code for p in population for a in p.accounts} <= set(branches)
+    assert len({u.event_id for u in updates}) == len(updates)
