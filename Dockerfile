@@ -18,16 +18,23 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
  && rm /tmp/requirements.txt
 
 # The project itself (setuptools needs the README that pyproject names).
-COPY README.md topics.yaml ./
+COPY README.md topics.yaml rules.yaml routing.yaml banks.yaml alembic.ini ./
 COPY streams ./streams
 COPY agents ./agents
 COPY channels ./channels
 COPY simulator ./simulator
+COPY oversight ./oversight
+COPY bench ./bench
+COPY migrations ./migrations
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
 
 # Installed into site-packages, the settings' defaults (next to the package) point at a
 # read-only directory without topics.yaml; name the image's real paths instead.
 ENV ANTIFRAUD_TOPICS_FILE=/app/topics.yaml \
+    ANTIFRAUD_RULES_FILE=/app/rules.yaml \
+    ANTIFRAUD_ROUTING_FILE=/app/routing.yaml \
+    ANTIFRAUD_BANKS_FILE=/app/banks.yaml \
+    ANTIFRAUD_LEDGER_MIGRATIONS_DIR=/app/migrations \
     ANTIFRAUD_RUN_DIR=/var/lib/antifraud
 
 # Non-root; run_dir exists and is owned by the user so a named volume mounted there

@@ -11,6 +11,8 @@ from streams.settings import Settings, get_settings
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog (topics.yaml) and the broker.")
 cli.add_typer(topics_cli, name="topics")
+ledger_cli = typer.Typer(invoke_without_command=True, help="The oversight ledger: every record in SQL.")
+cli.add_typer(ledger_cli, name="ledger")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -81,6 +83,86 @@ def channel_worker(
     from streams.contracts import Channel
 
     run_channel(_serve_metrics_resolved(), Channel(channel))
+
+
+@ledger_cli.callback()
+def ledger(ctx: typer.Context) -> None:
+    """Without a subcommand: the ledger sink (topics -> SQL, idempotent)."""
+    if ctx.invoked_subcommand is None:
+        from oversight.ledger import run_ledger
+
+        run_ledger(_serve_metrics_resolved())
+
+
+@ledger_cli.command("rebuild")
+def ledger_rebuild(
+    database_url: str = typer.Option(None, help="An empty database to rebuild into (default: DATABASE_URL)."),
+) -> None:
+    """Replay the topics (the source of truth) into an empty database."""
+    from oversight.ledger import LedgerNotEmpty, rebuild
+
+    settings = _servers_from_env(get_settings())
+    _setup_logging(settings)
+    try:
+        counts = rebuild(settings, database_url)
+    except LedgerNotEmpty as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for record, count in sorted(counts.items()):
+        typer.echo(f"{record:<20} {count:>9,}")
+
+
+@cli.command()
+def console() -> None:
+    """The oversight console: HTTP API (OpenAPI at /docs) and the dashboard. Needs only the ledger database."""
+    from oversight.console import run_console
+    from streams.metrics import serve_metrics
+
+    settings = get_settings()
+    _setup_logging(settings)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
+    run_console(settings)
+
+
+@cli.command()
+def audit() -> None:
+    """Reverse accountability audit (预警成案倒查追责) of every case report."""
+    from oversight.audit_worker import run_audit
+
+    run_audit(_serve_metrics_resolved())
+
+
+@cli.command()
+def followup() -> None:
+    """Follow-up sampling (定期回访抽查) of dissuaded persons, on its schedule."""
+    from oversight.followup import run_followup
+
+    run_followup(_serve_metrics_resolved())
+
+
+@cli.command()
+def oversight() -> None:
+    """Ledger sink, audit and follow-up sampling in one process (the embedded default)."""
+    import threading
+
+    from oversight.audit_worker import run_audit
+    from oversight.followup import run_followup
+    from oversight.ledger import run_ledger, stop_on_signals
+
+    settings = _serve_metrics_resolved()
+    stop = stop_on_signals()
+    threads = [
+        threading.Thread(target=run, args=(settings, stop), name=run.__name__)
+        for run in (run_audit, run_followup)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        run_ledger(settings, stop)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 @topics_cli.command("apply")

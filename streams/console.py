@@ -67,12 +67,12 @@ def summarize(platform) -> dict[str, dict[str, float]]:
 
 def render(platform, sections) -> Group:
     procs = Table(title="processes", expand=False)
-    for col in ("name", "pid", "state", "Prometheus endpoint"):
+    for col in ("name", "pid", "state", "Prometheus endpoint (console: its page)"):
         procs.add_column(col)
     for child in platform.children:
         alive = child.process is not None and child.process.poll() is None
         state = "running" if alive else f"exited {child.process.returncode if child.process else '?'}"
-        procs.add_row(child.name, str(child.process.pid if child.process else "-"), state, child.metrics_url)
+        procs.add_row(child.name, str(child.process.pid if child.process else "-"), state, child.url or child.metrics_url)
     tables = []
     for title, values in sections.items():
         table = Table(title=title, show_header=False, title_justify="left")
@@ -93,7 +93,8 @@ def one_line(platform, sections) -> str:
 def show_console(platform, stop: threading.Event, interval: float = 1.0) -> None:
     console = Console()
     for child in platform.children:
-        console.print(f"{child.name:<12} pid {child.process.pid:<8} metrics {child.metrics_url}")
+        where = f"page    {child.url}" if child.url else f"metrics {child.metrics_url}"
+        console.print(f"{child.name:<12} pid {child.process.pid:<8} {where}")
     if sys.stdout.isatty():
         with Live(render(platform, {}), console=console, refresh_per_second=2) as live:
             while not stop.wait(interval):

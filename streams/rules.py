@@ -133,4 +133,6 @@ def load_rules(path: Path = RULES_FILE) -> Rules:
 
 @lru_cache(maxsize=1)
 def get_rules() -> Rules:
-    return load_rules()
+    from streams.settings import get_settings
+
+    return load_rules(get_settings().rules_file)

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     topics_file: Path = Field(
         PROJECT_ROOT / "topics.yaml", description="The topic catalog."
     )
+    rules_file: Path = Field(PROJECT_ROOT / "rules.yaml", description="The detection rules (docs/detection.md).")
     replication_factor: int | None = Field(
         None,
         ge=1,

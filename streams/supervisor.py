@@ -9,9 +9,12 @@ none outlives a supervisor that is killed outright.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -36,6 +39,7 @@ class Child:
     argv: list[str]
     metrics_port: int
     process: subprocess.Popen | None = None
+    url: str | None = None  # what to show instead of the metrics endpoint (the console's page)
 
     @property
     def metrics_url(self) -> str:
@@ -122,9 +126,36 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     platform.spawn("worker", "worker")
     for channel in CHANNEL_WORKERS:
         platform.spawn(f"ch-{channel.value}", "channel-worker", "--channel", channel.value)
+    platform.spawn("oversight", "oversight")
+    port, tokens = console_port(), console_tokens(settings)
+    console = platform.spawn(
+        "console", "console", ANTIFRAUD_CONSOLE_PORT=str(port), ANTIFRAUD_CONSOLE_TOKENS=json.dumps(tokens)
+    )
+    console.url = f"http://127.0.0.1:{port}/"
+    for token, unit in tokens.items():
+        log.info("console %s  sign in as %s with token %s", console.url, unit, token)
     if with_simulator:
         platform.spawn("simulator", "simulate")
     return platform
+
+
+def console_port() -> int:
+    """The configured console port, or 8080 when free, or any free port: `up` must not fail on a busy port."""
+    if "ANTIFRAUD_CONSOLE_PORT" in os.environ:
+        return int(os.environ["ANTIFRAUD_CONSOLE_PORT"])
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", 8080))
+            return 8080
+        except OSError:
+            return free_port()
+
+
+def console_tokens(settings: Settings) -> dict[str, str]:
+    """The configured unit tokens, or development ones: the city centre and one police station."""
+    if settings.console_tokens:
+        return dict(settings.console_tokens)
+    return {f"dev-centre-{secrets.token_hex(4)}": "centre", f"dev-station-{secrets.token_hex(4)}": "station:ZK01-PS01"}
 
 
 def run_up(settings: Settings, with_simulator: bool = True) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from streams.supervisor import CHANNEL_WORKERS
 import yaml
 from jsonschema import Draft7Validator
 from pydantic import AliasChoices, ValidationError
@@ -29,7 +31,8 @@ SCHEMA = Path(__file__).parent / "data" / "compose-spec.json"
 
 # `antifraud topics apply` is an admin command that exits; it serves no metrics (streams/cli.py).
 ONE_SHOT_COMMANDS = {"topics"}
-CHANNELS = {"sms", "ai_voice", "hotline_call", "app_push", "police_visit", "line_suspension"}
+# Channels with a generic channel worker; line suspensions go to the carriers' own consumers.
+CHANNELS = {c.value for c in CHANNEL_WORKERS}
 
 
 # ------------------------------------------------------------------------ helpers

@@ -7,9 +7,18 @@ docs/contracts.md are generated from these definitions by `antifraud docs`.
 from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.contracts.alerts import Alert, EnrichedSignal, Tier
 from streams.contracts.cases import CaseReport
+from streams.contracts.dissuasion import (
+    BankAck,
+    BankRequest,
+    CarrierAck,
+    CarrierRequest,
+    Escalation,
+    EscalationInbox,
+)
 from streams.contracts.internal import DeadLetter, DeadLetterReason, Ingested
 from streams.contracts.reference import IntelUpdate, RegistryUpdate
 from streams.contracts.signals import AppReport, BankEvent, TelecomEvent
+from oversight.contracts import OVERSIGHT_CONTRACTS  # audits and follow-ups (oversight/)
 
 # Contracts that outside systems send to the platform, in the order the docs list them.
 INPUT_CONTRACTS: dict[str, type] = {
@@ -21,6 +30,14 @@ INPUT_CONTRACTS: dict[str, type] = {
     "RegistryUpdate": RegistryUpdate,
 }
 
+# Contracts partners receive from or send back to the platform (signed; see docs/dissuasion.md).
+PARTNER_CONTRACTS: dict[str, type] = {
+    "BankRequest": BankRequest,
+    "BankAck": BankAck,
+    "CarrierRequest": CarrierRequest,
+    "CarrierAck": CarrierAck,
+}
+
 CONTRACTS: dict[str, object] = {
     **INPUT_CONTRACTS,
     **{f"Ingested[{name}]": Ingested[tp] for name, tp in INPUT_CONTRACTS.items()},
@@ -29,6 +46,10 @@ CONTRACTS: dict[str, object] = {
     "Alert": Alert,
     "Action": Action,
     "Outcome": Outcome,
+    **PARTNER_CONTRACTS,
+    "Escalation": Escalation,
+    "EscalationInbox": EscalationInbox,
+    **OVERSIGHT_CONTRACTS,
 }
 
 
@@ -43,7 +64,13 @@ def contract(name: str):
 __all__ = [
     "Action",
     "Alert",
+    "BankAck",
+    "BankRequest",
+    "CarrierAck",
+    "CarrierRequest",
     "Channel",
+    "Escalation",
+    "EscalationInbox",
     "EnrichedSignal",
     "Outcome",
     "Result",
@@ -55,6 +82,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterReason",
     "INPUT_CONTRACTS",
+    "PARTNER_CONTRACTS",
     "Ingested",
     "IntelUpdate",
     "RegistryUpdate",

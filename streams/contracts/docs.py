@@ -21,7 +21,7 @@ import msgspec
 from msgspec import inspect as mi
 
 from streams.catalog import load_catalog
-from streams.contracts import INPUT_CONTRACTS, DeadLetter, DeadLetterReason
+from streams.contracts import INPUT_CONTRACTS, PARTNER_CONTRACTS, DeadLetter, DeadLetterReason
 from streams.contracts.common import MAX_AMOUNT
 from streams.contracts.examples import EXAMPLES
 
@@ -30,10 +30,12 @@ SCHEMA_DIR = Path("docs/schemas")
 CONTRACTS_MD = Path("docs/contracts.md")
 REGENERATE = "python -m streams.contracts.docs"
 DOCUMENTED = {**INPUT_CONTRACTS, "DeadLetter": DeadLetter}
+# What the platform sends to banks and carriers, and what they answer (signed; docs/dissuasion.md).
+SCHEMAS = {**DOCUMENTED, **PARTNER_CONTRACTS}
 
 
 def json_schemas() -> dict[str, dict]:
-    return {name: msgspec.json.schema(tp) for name, tp in DOCUMENTED.items()}
+    return {name: msgspec.json.schema(tp) for name, tp in SCHEMAS.items()}
 
 
 def _schema_text(schema: dict) -> str:
@@ -217,13 +219,31 @@ def render_contracts_md(topics_file: Path | None = None) -> str:
     kept = "without time limit" if retention_ms < 0 else f"{retention_ms / 86_400_000:g} days"  # -1: forever
     parts = [_intro(dead_letter.name, kept)]
     parts += [_section(name, tp, topic_of.get(name)) for name, tp in DOCUMENTED.items()]
+    parts.append(_partner_intro())
+    partner_topics = {
+        "BankRequest": "antifraud.bank-requests.<bank code in lower case>",
+        **{t.contract: t.name for t in catalog.topics.values() if t.contract in ("CarrierRequest", "BankAck", "CarrierAck")},
+    }
+    parts += [_section(name, tp, partner_topics.get(name)) for name, tp in PARTNER_CONTRACTS.items()]
     return "\n\n".join(parts) + "\n"
+
+
+def _partner_intro() -> str:
+    return """# Partner requests and acknowledgements
+
+What the platform sends to banks and carriers, and what they send back: protective
+requests (保护性止付, 停止非柜面业务) to the one bank that holds the account, line
+suspensions (关停涉诈风险手机号码) to the carrier of the line, on the minimum scope
+(最小范围、最高保密). Every message is signed with HMAC-SHA256 over its canonical JSON
+with the key shared by the platform and that partner only; a partner rejects, in a
+signed acknowledgement, anything whose signature does not verify or that has expired.
+How to sign and verify, and what each field is for: [dissuasion.md](dissuasion.md)."""
 
 
 def main(root: Path = ROOT) -> None:
     folder = root / SCHEMA_DIR
     for orphan in folder.glob("*.json"):
-        if orphan.stem not in DOCUMENTED:
+        if orphan.stem not in SCHEMAS:
             orphan.unlink()  # the schema of a contract that no longer exists would mislead
     write_schemas(folder)
     (root / CONTRACTS_MD).write_text(render_contracts_md(root / "topics.yaml"), encoding="utf-8")

@@ -25,7 +25,16 @@ from streams.contracts import Alert, EnrichedSignal, Tier
 from streams.contracts.alerts import TIER_RANK
 from streams.contracts.common import Typology, UpdateOp
 from streams.contracts.reference import IntelKind, IntelUpdate
-from streams.contracts.signals import Carrier, CounterpartType, Direction, TelecomEvent, TelecomKind
+from streams.contracts.signals import (
+    AppReport,
+    Carrier,
+    CounterpartType,
+    Direction,
+    ReportKind,
+    ReportSource,
+    TelecomEvent,
+    TelecomKind,
+)
 from streams.kafka import producer_config
 from streams.supervisor import Platform
 from support import Reader, make_servers, make_settings
@@ -227,3 +236,43 @@ def test_intelligence_added_and_removed_mid_stream(detection):
     intel(UpdateOp.delete, 2)
     assert hits_of(call(3, 10)) == []
     enriched.close()
+
+
+def suppressed_count(url: str) -> float:
+    text = httpx.get(url, timeout=2).text
+    return sum(
+        s.value for f in text_string_to_metric_families(text) for s in f.samples
+        if s.name == "antifraud_alerts_suppressed_total"
+    )
+
+
+def test_cool_down_suppresses_a_re_fire_and_a_higher_tier_upgrades_the_same_alert(detection):
+    person = detection.person()
+    listed = detection.intel.pick(IntelKind.fraud_number, Typology.fake_customer_service, random.Random(1)).value
+
+    def app(n: int, kind: ReportKind, minutes_ago: int) -> None:
+        detection.produce("in_app_report", AppReport(
+            event_id=f"cool-app-{n}", event_time=NOW - timedelta(minutes=minutes_ago), source=ReportSource.antifraud_app,
+            kind=kind, reporter_phone=person.phone, apk_sha256="cd" * 32 if kind is ReportKind.fraud_app_installed else None,
+        ), person.phone.encode())
+        assert detection.producer.flush(10) == 0
+
+    app(1, ReportKind.fraud_app_installed, 20)  # 35 points: low
+    first = detection.alerts_for(person.person_id, lambda got: len(got) >= 1)
+    assert [(a.version, a.tier) for a in first] == [(1, Tier.low)]
+
+    before = suppressed_count(detection.worker.metrics_url)
+    app(2, ReportKind.suspicious_call, 15)  # 50 points: still low, within the cool-down
+    detection.alerts.read_until(lambda _m: suppressed_count(detection.worker.metrics_url) > before, 30)
+
+    detection.produce("in_telecom", TelecomEvent(
+        event_id="cool-call-3", event_time=NOW - timedelta(minutes=10), carrier=Carrier.china_unicom,
+        kind=TelecomKind.call, direction=Direction.incoming, subscriber=person.phone, counterpart=listed,
+        counterpart_type=CounterpartType.international, cell_id=person.home_cell, answered=True, duration_s=1200,
+    ), person.phone.encode())
+    assert detection.producer.flush(10) == 0
+    alerts = detection.alerts_for(person.person_id, lambda got: len(got) >= 2)
+    upgrade = alerts[-1]
+    assert (upgrade.alert_id, upgrade.version, upgrade.tier, upgrade.previous_tier) == (
+        first[0].alert_id, 2, Tier.high, Tier.low)
+    assert len(alerts) == 2, "the suppressed re-fire published nothing"

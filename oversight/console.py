@@ -1,0 +1,210 @@
+"""`antifraud console`: the oversight HTTP API and dashboard (FastAPI, served by uvicorn).
+
+    GET /                      the dashboard (oversight/web/: plain HTML, one JS file, inline SVG)
+    GET /api/...               lists, timelines and statistics, within the caller's unit
+    GET /openapi.json          the API's OpenAPI document
+
+Every /api request carries a unit token (oversight.access). The interactive docs pages
+are off: they load scripts from a CDN, and the console works without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine, func, or_, select
+
+from oversight import queries, schema, stats
+from oversight.access import Phones, Tokens, Unit, authenticator
+from oversight.db import migrate
+from oversight.queries import AlertStatus, Filters, SortKey
+from streams.contracts import Channel, Tier
+from streams.contracts.common import Typology
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WEB = Path(__file__).parent / "web"
+
+
+def filters(
+    since: datetime | None = Query(None, description="Alerts (cases, audits) from this time, RFC 3339; naive = UTC."),
+    until: datetime | None = Query(None, description="... up to (not including) this time."),
+    typology: list[Typology] = Query([], description="Warning type (预警类型); repeat for several."),
+    tier: list[Tier] = Query([], description="Risk tier / class; repeat for several."),
+    county: str | None = Query(None),
+    station: str | None = Query(None),
+    grid: str | None = Query(None),
+    status: list[AlertStatus] = Query([], description="open, dissuaded, escalated, unreachable, closed."),
+    channel: list[Channel] = Query([], description="Alerts with an action on this channel."),
+) -> Filters:
+    return Filters(since, until, [t.value for t in typology], [t.value for t in tier], county, station, grid,
+                   [s.value for s in status], [c.value for c in channel])
+
+
+def create_app(settings: Settings, engine: Engine) -> FastAPI:
+    app = FastAPI(
+        title="Anti-fraud oversight console",
+        description="Warnings, dissuasion and accountability per unit (synthetic data). Every /api call needs "
+        "`Authorization: Bearer <unit token>`.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+    )
+    unit_of = authenticator(Tokens(settings.console_tokens))
+    phones = Phones(settings)
+    tz = ZoneInfo(settings.contact_timezone)
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> FileResponse:
+        return FileResponse(WEB / "index.html")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        with engine.connect() as conn:
+            conn.execute(select(1))
+        return {"ok": True}
+
+    @app.get("/api/me", summary="The calling unit")
+    def me(unit: Unit = Depends(unit_of)) -> dict:
+        offset = datetime.now(tz).strftime("%z")
+        return {"unit": unit.name, "role": unit.role, "code": unit.code,
+                "may_reveal_phones": unit.role in phones.roles, "success_target": settings.console_sla_target,
+                "timezone": settings.contact_timezone, "utc_offset": f"{offset[:3]}:{offset[3:]}"}
+
+    @app.get("/api/alerts", summary="Warnings, filtered, paginated and sorted")
+    def alerts(request: Request, unit: Unit = Depends(unit_of), f: Filters = Depends(filters),
+               page: int = Query(1, ge=1), page_size: int = Query(50, ge=1, le=500),
+               sort: SortKey = Query(SortKey.alert_at_desc),
+               reveal: bool = Query(False, description="Reveal phones (logged).")
+               ) -> dict:
+        phones.check_reveal(unit, reveal)
+        with engine.begin() as conn:
+            total, items = queries.list_alerts(conn, unit, f, page, page_size, sort)
+            numbers = queries.latest_phones(conn, [i["alert_id"] for i in items]) if items else {}
+            for item in items:
+                item["phone"] = phones.show(conn, unit, reveal, request.url.path, item["alert_id"], item["person_id"],
+                                            numbers.get(item["alert_id"]))
+        return {"total": total, "page": page, "page_size": page_size, "sort": sort.value, "items": items}
+
+    @app.get("/api/alerts/{alert_id}", summary="One warning with its timeline")
+    def alert(alert_id: str, request: Request, unit: Unit = Depends(unit_of),
+              reveal: bool = Query(False, description="Reveal the phone (logged).")) -> dict:
+        phones.check_reveal(unit, reveal)
+        with engine.begin() as conn:
+            found = queries.find_alert(conn, unit, alert_id)
+            if found is None:
+                raise HTTPException(404, "no such alert in your jurisdiction")
+            phone = queries.latest_phones(conn, [alert_id]).get(alert_id)
+            found["phone"] = phones.show(conn, unit, reveal, request.url.path, alert_id, found["person_id"], phone)
+            found["timeline"] = queries.timeline(conn, alert_id)
+        return found
+
+    @app.get("/api/stats/warnings", summary="Warning counts by type, tier, area and time bucket")
+    def warnings(unit: Unit = Depends(unit_of), f: Filters = Depends(filters),
+                 bucket: str = Query("day", pattern="^(hour|day|week)$"),
+                 area: str = Query("station", pattern="^(county|station|grid)$")) -> dict:
+        with engine.connect() as conn:
+            return stats.warning_counts(conn, unit, f, bucket, area, tz)
+
+    @app.get("/api/stats/high-risk-areas", summary="Stations ranked by high-risk warnings and cases")
+    def high_risk_areas(unit: Unit = Depends(unit_of), f: Filters = Depends(filters),
+                        limit: int = Query(10, ge=1, le=100)) -> list[dict]:
+        with engine.connect() as conn:
+            return stats.high_risk_areas(conn, unit, f, limit)
+
+    @app.get("/api/stats/case-types", summary="High-incidence case types")
+    def case_types(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> list[dict]:
+        with engine.connect() as conn:
+            return stats.case_types(conn, unit, f)
+
+    @app.get("/api/stats/dissuasion", summary="Dissuasion success rate, overall and over time")
+    def dissuasion(unit: Unit = Depends(unit_of), f: Filters = Depends(filters),
+                   bucket: str = Query("day", pattern="^(hour|day|week)$")) -> dict:
+        with engine.connect() as conn:
+            return stats.dissuasion(conn, unit, f, bucket, tz, settings.console_sla_target)
+
+    @app.get("/api/stats/first-contact", summary="Time to first contact, percentiles in seconds")
+    def first_contact(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> dict:
+        with engine.connect() as conn:
+            return stats.first_contact(conn, unit, f)
+
+    @app.get("/api/stats/sla-breaches", summary="SLA breaches by the unit that held the actions")
+    def sla_breaches(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> list[dict]:
+        with engine.connect() as conn:
+            return stats.sla_breaches(conn, unit, f)
+
+    @app.get("/api/stats/losses", summary="Losses reported vs estimated losses avoided")
+    def losses(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> dict:
+        with engine.connect() as conn:
+            return stats.losses(conn, unit, f)
+
+    @app.get("/api/stats/audits", summary="Reverse-audit findings per accountable unit")
+    def audit_stats(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> dict:
+        with engine.connect() as conn:
+            return stats.audit_findings(conn, unit, f)
+
+    @app.get("/api/stats/followups", summary="Follow-up visits per station")
+    def followup_stats(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> list[dict]:
+        with engine.connect() as conn:
+            return stats.followups(conn, unit, f)
+
+    @app.get("/api/audits", summary="Reverse audits (预警成案倒查), newest first")
+    def audits(unit: Unit = Depends(unit_of), f: Filters = Depends(filters), page: int = Query(1, ge=1),
+               page_size: int = Query(50, ge=1, le=500)) -> dict:
+        au, fi = schema.audits, schema.audit_findings
+        where = [or_(unit.scope(au), au.c.audit_id.in_(select(fi.c.audit_id).where(unit.scope(fi)))),
+                 *f.period(au.c.filed_at)]
+        with engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(au).where(*where)).scalar_one()
+            rows = conn.execute(select(au).where(*where).order_by(au.c.filed_at.desc(), au.c.audit_id)
+                                .limit(page_size).offset((page - 1) * page_size)).mappings().all()
+        return {"total": total, "items": [_audit(r) for r in rows]}
+
+    @app.get("/api/audits/{audit_id}", summary="One reverse audit: every step, who held it, where it broke")
+    def audit(audit_id: str, unit: Unit = Depends(unit_of)) -> dict:
+        au, fi = schema.audits, schema.audit_findings
+        with engine.connect() as conn:
+            row = conn.execute(select(au).where(au.c.audit_id == audit_id, or_(
+                unit.scope(au), au.c.audit_id.in_(select(fi.c.audit_id).where(unit.scope(fi)))))).mappings().first()
+        if row is None:
+            raise HTTPException(404, "no such audit in your jurisdiction")
+        return _audit(row, full=True)
+
+    return app
+
+
+def _audit(row, full: bool = False) -> dict:
+    record = json.loads(row["payload"])
+    out = {k: record[k] for k in ("audit_id", "case_id", "person_id", "typology", "county", "station", "filed_at",
+                                  "alert_ids", "findings", "responsible_units", "loss_amount")}
+    if full:
+        out["steps"] = record["steps"]
+        out["lookback_days"] = record["lookback_days"]
+        out["audited_at"] = record["audited_at"]
+    return out
+
+
+def run_console(settings: Settings) -> None:
+    """`antifraud console`: migrate the ledger to head, then serve on console_host:console_port until stopped.
+
+    Needs only the database (no Kafka, no Valkey)."""
+    import uvicorn
+
+    engine = migrate(settings)
+    if not settings.console_tokens:
+        log.warning("console: no unit tokens configured (ANTIFRAUD_CONSOLE_TOKENS): every /api call gets 401")
+    log.info("console on http://%s:%d/", settings.console_host, settings.console_port)
+    uvicorn.run(create_app(settings, engine), host=settings.console_host, port=settings.console_port,
+                log_level=settings.log_level.lower(), access_log=False)
+    engine.dispose()
+
