@@ -85,6 +85,52 @@ def channel_worker(
     run_channel(_serve_metrics_resolved(), Channel(channel))
 
 
+def _partner_settings() -> Settings:
+    from streams.quirks import resolve_settings
+
+    settings = _servers_from_env(get_settings())
+    _setup_logging(settings)
+    return resolve_settings(settings)
+
+
+@cli.command("bank-consumer")
+def bank_consumer(bank: str = typer.Option(..., help="Bank code from banks.yaml, e.g. ICBC.")) -> None:
+    """Reference bank consumer: verifies signatures, rejects tampered or expired requests, applies and acks."""
+    from channels.partners import bank_consumer_main
+
+    bank_consumer_main(_partner_settings(), bank)
+
+
+@cli.command("carrier-consumer")
+def carrier_consumer(carrier: str = typer.Option(..., help="Carrier code from banks.yaml, e.g. china_mobile.")) -> None:
+    """Reference carrier consumer for line-suspension requests."""
+    from channels.partners import carrier_consumer_main
+
+    carrier_consumer_main(_partner_settings(), carrier)
+
+
+@cli.command()
+def partners() -> None:
+    """Every reference bank and carrier consumer of banks.yaml in one process (the embedded default)."""
+    import threading
+
+    from channels.partners import bank_consumer_main, carrier_consumer_main
+    from oversight.ledger import stop_on_signals
+    from streams.routing import get_partners
+
+    settings = _serve_metrics_resolved()
+    stop = stop_on_signals()
+    book = get_partners(settings)
+    threads = [threading.Thread(target=bank_consumer_main, args=(settings, code, stop), name=code) for code in book.banks]
+    threads += [
+        threading.Thread(target=carrier_consumer_main, args=(settings, code, stop), name=code) for code in book.carriers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 @ledger_cli.callback()
 def ledger(ctx: typer.Context) -> None:
     """Without a subcommand: the ledger sink (topics -> SQL, idempotent)."""

@@ -19,7 +19,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-# (section title, metric sample name, label that splits the section)
+# (section title, metric sample name, label that splits the section[, only samples with these labels])
 SECTIONS = (
     ("events in", "antifraud_events_in_total", "source"),
     ("accepted", "antifraud_events_accepted_total", "source"),
@@ -29,7 +29,7 @@ SECTIONS = (
     ("alerts by warning type", "antifraud_alerts_total", "typology"),
     ("actions by channel", "antifraud_actions_total", "channel"),
     ("outcomes by result", "antifraud_outcomes_total", "result"),
-    ("bank requests", "antifraud_bank_requests_total", "bank"),
+    ("bank requests sent", "antifraud_bank_requests_total", "bank", {"status": "apply_sent"}),
     ("simulator offered", "antifraud_simulator_offered_total", "kind"),
 )
 
@@ -54,11 +54,12 @@ def summarize(platform) -> dict[str, dict[str, float]]:
         for name, samples in scrape(child.metrics_url).items():
             merged[name].update({(child.name, *labels): v for labels, v in samples.items()})
     sections: dict[str, dict[str, float]] = {}
-    for title, metric, label in SECTIONS:
+    for title, metric, label, *only in SECTIONS:
+        wanted = only[0] if only else {}
         totals: dict[str, float] = defaultdict(float)
         for key, value in merged.get(metric, {}).items():
             labels = dict(key[1:])
-            if label in labels:
+            if label in labels and all(labels.get(k) == v for k, v in wanted.items()):
                 totals[labels[label]] += value
         if totals:
             sections[title] = dict(sorted(totals.items()))

@@ -24,6 +24,9 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "enable.idempotence": False,  # Tansu has no idempotent producer; side effects are idempotent instead
         "acks": "all",
         "message.max.bytes": 4 * 1024 * 1024,
+        # The Java client's and Faust's partitioner: a person's records from any producer land on
+        # the partition that holds the person's table state (librdkafka's default is CRC32).
+        "partitioner": "murmur2_random",
     }
     if _resolved(settings) is ProducerBatching.single:
         # Tansu's ListOffsets sees only the last batch's base offset: one record per batch keeps it exact.

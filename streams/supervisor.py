@@ -126,6 +126,7 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     platform.spawn("worker", "worker")
     for channel in CHANNEL_WORKERS:
         platform.spawn(f"ch-{channel.value}", "channel-worker", "--channel", channel.value)
+    platform.spawn("partners", "partners")  # the banks' and carriers' side, for the embedded default
     platform.spawn("oversight", "oversight")
     port, tokens = console_port(), console_tokens(settings)
     console = platform.spawn(

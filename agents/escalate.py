@@ -1,0 +1,249 @@
+"""Escalate: feedback in, escalation out, until every alert is closed (劝阻反馈与升级).
+
+    alerts, outcomes, signals_enriched (transfers), escalation_inbox
+        ──alert_state (per person)──> actions_<channel>, actions_line_suspension
+                                      bank_requests_<bank>   (only the bank that holds the account)
+                                      escalations
+
+The four sources are keyed by person id with the same partition count, so one person's
+alerts, outcomes and transfers meet their alert_state in one partition. What arrives
+elsewhere comes in through the inbox, sent to the partition that holds the state:
+partner acks (keyed by request id, brought back via Valkey), timer findings (deadlines,
+expiries, renewals), and outcomes a producer keyed with a different partitioner.
+The rules are pure (streams.escalation); this module reads, carries out, then writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+
+import msgspec
+
+from streams import metrics
+from streams.app import app, catalog, settings, source_topic, table, write_tables_for
+from streams.contracts.actions import Outcome
+from streams.contracts.alerts import Alert, EnrichedSignal
+from streams.contracts.dissuasion import (
+    BankAck,
+    CarrierAck,
+    EscalationInbox,
+    ForwardedOutcome,
+    PartnerAckForPerson,
+    TimerDue,
+)
+from streams.dispatch import (
+    INBOX,
+    KEYS,
+    PARTNERS,
+    PERSON_PARTITIONS,
+    ROUTING,
+    claim_slots,
+    publish_escalation,
+    recall_request,
+    send_action,
+    send_bank_order,
+)
+from streams.dissuasion import (
+    ALERTS_CLOSED,
+    BAD_RECORDS,
+    BANK_REQUESTS,
+    CARRIER_REQUESTS,
+    FINAL_OUTCOME,
+    FIRST_CONTACT,
+    FORWARDED,
+    SLA_BREACHES,
+    SUCCESS_RATIO,
+    person_partition,
+)
+from streams.alert_state import Effects, PersonState
+from streams.escalation import Rules
+from streams.signing import verify
+from streams.valkey import async_client
+
+log = logging.getLogger(__name__)
+
+STAGE = "escalate"
+RULES = Rules(ROUTING, PARTNERS)
+ENCODE = msgspec.json.Encoder().encode
+DECODERS = {
+    "alerts": msgspec.json.Decoder(Alert).decode,
+    "outcomes": msgspec.json.Decoder(Outcome).decode,
+    "signals_enriched": msgspec.json.Decoder(EnrichedSignal).decode,
+    "escalation_inbox": msgspec.json.Decoder(EscalationInbox).decode,
+}
+TOPIC_IDS = {catalog.topic(t).name: t for t in (*DECODERS, "bank_acks", "carrier_acks")}
+TIMER_RESEND_S = 30.0  # a finding not yet settled by the agent is sent again after this long
+
+alert_state = table("alert_state", default=None)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ------------------------------------------------------------------------------ the agent
+@app.agent(source_topic(*DECODERS), name="escalate")
+async def escalate(stream):
+    valkey = async_client(settings)
+    async for event in stream.events():
+        started = time.perf_counter()
+        write_tables_for(event)
+        message = event.message
+        topic_id = TOPIC_IDS[message.topic]
+        if topic_id == "signals_enriched" and b'"transfer_out"' not in message.value:
+            continue  # only transfers out matter here; skip decoding the rest of the signal stream
+        try:
+            record = DECODERS[topic_id](message.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            BAD_RECORDS.labels(topic_id).inc()
+            log.error("escalate: unreadable record at %s:%d:%d skipped: %s", message.topic, message.partition,
+                      message.offset, exc)
+            continue
+        await handle(record, message.partition, valkey)
+        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+async def handle(record, partition: int, valkey) -> None:
+    if isinstance(record, ForwardedOutcome):
+        record = record.outcome
+    person_id = record.person_id
+    stored = alert_state.get(person_id)
+    state = msgspec.convert(stored, PersonState) if stored is not None else None
+    now = now_utc()
+    if isinstance(record, Alert):
+        state = state or PersonState(partition=partition)
+        effects = RULES.on_alert(state, record)
+    elif state is None:
+        await _without_state(record, partition, None)
+        return
+    elif isinstance(record, Outcome):
+        effects = RULES.on_outcome(state, record, now)
+        if effects is None:
+            await _without_state(record, partition, state)
+            return
+    elif isinstance(record, EnrichedSignal):
+        effects = RULES.on_transfer(state, record, now)
+    elif isinstance(record, TimerDue):
+        effects = RULES.on_due(state, record, now)
+    elif record.bank_ack is not None:
+        effects = RULES.on_bank_ack(state, record.alert_id, record.bank_ack, now)
+    else:
+        effects = RULES.on_carrier_ack(state, record.alert_id, record.carrier_ack, now)
+    await carry_out(state, effects, valkey, now)
+    if effects.forget:
+        del alert_state[person_id]
+        return
+    updated = msgspec.to_builtins(state)
+    if updated != stored:
+        alert_state[person_id] = updated
+
+
+async def _without_state(record, partition: int, state: PersonState | None) -> None:
+    """A record whose alert this partition does not hold (yet)."""
+    if isinstance(record, Outcome):
+        if partition != person_partition(record.person_id, PERSON_PARTITIONS):
+            # Keyed by another partitioner than the platform's (librdkafka's default is CRC32, not
+            # murmur2): the alert is in another partition. Send it on, never drop it.
+            FORWARDED.inc()
+            await INBOX.send(key=record.person_id.encode(), value=ENCODE(ForwardedOutcome(record)),
+                             partition=person_partition(record.person_id, PERSON_PARTITIONS))
+            return
+        # Read before its alert (alerts and outcomes are read side by side): kept until the alert comes.
+        state = state or PersonState(partition=partition)
+        RULES.hold(state, record)
+        alert_state[record.person_id] = msgspec.to_builtins(state)
+    elif isinstance(record, PartnerAckForPerson):
+        BAD_RECORDS.labels("no_alert_state").inc()
+        log.warning("escalate: ack for alert %s whose state is gone; kept in the log only", record.alert_id)
+    # A transfer with no alert open, or a timer finding already settled: nothing to do.
+
+
+async def carry_out(state: PersonState, effects: Effects, valkey, now: datetime) -> None:
+    """Send first, write the state after: a crash in between repeats the same ids, never loses one."""
+    owners = await claim_slots(STAGE, valkey, [p for p in effects.actions if p.slot is not None])
+    for planned in effects.actions:
+        case = state.alerts[planned.action.alert_id]
+        owner = owners.get(planned.slot, planned.action.action_id) if planned.slot else planned.action.action_id
+        if owner != planned.action.action_id:
+            RULES.adopt(case, planned, owner)  # route sent this slot first, for an upgrade
+            continue
+        await send_action(STAGE, valkey, planned.action, state.partition, now)
+    for order in effects.bank:
+        person_id = state.alerts[order.alert_id].alert.person_id
+        await send_bank_order(STAGE, valkey, order, person_id, state.partition, now)
+    for _bank in effects.unroutable_banks:
+        BANK_REQUESTS.labels("unlisted", "unroutable").inc()  # a bank code banks.yaml lacks: not a label value
+    for escalation in effects.escalations:
+        await publish_escalation(escalation)
+    for tier in effects.breaches:
+        SLA_BREACHES.labels(tier.value).inc()
+    for seconds in effects.first_contact_s:
+        FIRST_CONTACT.observe(seconds)
+    for closure in effects.closures:
+        ALERTS_CLOSED.labels(closure.result).inc()
+        if closure.seconds is not None:
+            FINAL_OUTCOME.observe(closure.seconds)
+    for partner, status in effects.acks:
+        (BANK_REQUESTS if partner in PARTNERS.banks else CARRIER_REQUESTS).labels(partner, status).inc()
+
+
+# ------------------------------------------------------------------- partner acks, re-keyed
+@app.agent(source_topic("bank_acks", "carrier_acks"), name="partner_acks")
+async def partner_acks(stream):
+    """Verify each ack with its partner's key, find the person it concerns, send it to their partition."""
+    valkey = async_client(settings)
+    async for event in stream.events():
+        message = event.message
+        is_bank = TOPIC_IDS[message.topic] == "bank_acks"
+        ack = _verified_ack(message.value, is_bank)
+        if ack is None:
+            BAD_RECORDS.labels(TOPIC_IDS[message.topic]).inc()
+            log.warning("escalate: unverifiable ack at %s:%d:%d dropped", message.topic, message.partition, message.offset)
+            continue
+        where = await recall_request(STAGE, valkey, ack.request_id)
+        if where is None:
+            BAD_RECORDS.labels("unknown_request").inc()
+            log.warning("escalate: ack for unknown request %s", ack.request_id)
+            continue
+        item = PartnerAckForPerson(where["person_id"], where["alert_id"], **{"bank_ack" if is_bank else "carrier_ack": ack})
+        await INBOX.send(key=where["person_id"].encode(), value=ENCODE(item), partition=where["partition"])
+
+
+def _verified_ack(value: bytes, is_bank: bool) -> BankAck | CarrierAck | None:
+    try:
+        raw = json.loads(value)
+        ack = msgspec.convert(raw, BankAck if is_bank else CarrierAck)
+    except (ValueError, msgspec.ValidationError):
+        return None
+    key = KEYS.banks.get(ack.bank) if is_bank else KEYS.carriers.get(ack.carrier)
+    return ack if key is not None and verify(raw, key) else None
+
+
+# ---------------------------------------------------------------------------------- timer
+_sent_findings: dict[tuple, float] = {}
+
+
+@app.timer(ROUTING.escalation.timer_interval_s)
+async def find_due() -> None:
+    """Deadlines, expiries, renewals and forgettable states, by wall clock (event time plays no part)."""
+    now, clock = now_utc(), time.monotonic()
+    findings, closed, dissuaded = [], 0, 0
+    for person_id, stored in list(alert_state.items()):
+        state = msgspec.convert(stored, PersonState)
+        closed_cases = [c for c in state.alerts.values() if not c.is_open]
+        closed += len(closed_cases)
+        dissuaded += sum(c.closed_by == "dissuaded" for c in closed_cases)
+        findings += [(state.partition, due) for due in RULES.due(person_id, state, now)]
+    if closed:
+        SUCCESS_RATIO.set(dissuaded / closed)
+    for key in [k for k, at in _sent_findings.items() if clock - at > TIMER_RESEND_S]:
+        del _sent_findings[key]
+    for partition, due in findings:
+        key = (due.person_id, due.alert_id, due.due, due.ref)
+        if key in _sent_findings:
+            continue
+        _sent_findings[key] = clock
+        await INBOX.send(key=due.person_id.encode(), value=ENCODE(due), partition=partition)

@@ -1,0 +1,58 @@
+"""Route: every alert to the dissuasion channels its tier calls for (规范劝阻流程).
+
+    alerts ──plan (routing.yaml)──> actions_<channel>          (Action, keyed by person)
+                                └──> actions_line_suspension    (signed CarrierRequest, keyed by phone)
+
+A new alert gets its tier's actions; a tier rise (version > 1) adds only the higher
+tier's. Stateless: planning is a pure function of the alert (streams.dissuasion), so a
+replay sends the same action ids, and a Valkey slot per alert, tier and channel keeps an
+escalation and an upgrade from contacting the person twice on the same channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import msgspec
+
+from streams import metrics
+from streams.app import app, settings, source_topic
+from streams.contracts.alerts import Alert
+from streams.dispatch import PARTNERS, ROUTING, claim_slots, send_action
+from streams.dissuasion import BAD_RECORDS, plan_for_alert
+from streams.valkey import async_client
+
+log = logging.getLogger(__name__)
+
+STAGE = "route"
+DECODE_ALERT = msgspec.json.Decoder(Alert).decode
+
+
+@app.agent(source_topic("alerts"), name="route")
+async def route(stream):
+    valkey = async_client(settings)
+    async for event in stream.events():
+        started = time.perf_counter()
+        await route_alert(event.message, valkey)
+        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+
+
+async def route_alert(message, valkey) -> None:
+    try:
+        alert = DECODE_ALERT(message.value)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        # The alerts topic is written by the platform itself: this is a bug upstream, not a partner's typo.
+        BAD_RECORDS.labels("alerts").inc()
+        log.error("route: unreadable alert at %s:%d:%d skipped: %s", message.topic, message.partition, message.offset, exc)
+        return
+    _tier, planned = plan_for_alert(alert, ROUTING, PARTNERS)
+    owners = await claim_slots(STAGE, valkey, planned)
+    now = datetime.now(timezone.utc)
+    for p in planned:
+        if owners.get(p.slot) != p.action.action_id:
+            log.info("route: %s for alert %s already sent by %s", p.slot, alert.alert_id, owners.get(p.slot))
+            continue
+        await send_action(STAGE, valkey, p.action, message.partition, now)
+    metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - message.timestamp))

@@ -1,0 +1,230 @@
+"""The escalation rules (streams.escalation), one rule per test, without Kafka: pure state in, effects out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from dissuasion_builders import alert, new_person, now, outcome, transfer
+from streams.contracts.actions import Channel, Result
+from streams.contracts.alerts import Tier
+from streams.contracts.dissuasion import (
+    AckStatus,
+    BankAck,
+    BankReasonCode,
+    DueKind,
+    EscalationReason,
+    RejectReason,
+    RequestKind,
+    TimerDue,
+)
+from streams.alert_state import PersonState
+from streams.escalation import Rules
+from streams.routing import get_partners, get_routing
+
+ROUTING = get_routing()
+
+
+@pytest.fixture
+def rules() -> Rules:
+    return Rules(ROUTING, get_partners())
+
+
+def opened(rules: Rules, tier: Tier, **kw):
+    person = new_person()
+    state = PersonState(partition=0)
+    a = alert(person, tier, **kw)
+    rules.on_alert(state, a)
+    return state, state.alerts[a.alert_id]
+
+
+def action_on(case, channel: Channel, tier: Tier | None = None):
+    return next(t.action for t in case.actions.values()
+                if t.action.channel is channel and (tier is None or t.action.tier is tier))
+
+
+def test_not_reached_retries_then_escalates_to_the_next_tier(rules):
+    state, case = opened(rules, Tier.low)
+    sms, voice = action_on(case, Channel.sms), action_on(case, Channel.ai_voice)
+    assert rules.on_outcome(state, outcome(sms, Result.unreachable), now()).actions == []  # one attempt only
+    retry = rules.on_outcome(state, outcome(voice, Result.unreachable), now()).actions
+    assert [(p.action.action_id, p.action.attempt) for p in retry] == [(voice.action_id, 2)]
+    effects = rules.on_outcome(state, outcome(voice, Result.unreachable, attempt=2), now())
+    assert {p.action.channel for p in effects.actions} == {Channel.hotline_call, Channel.app_push}
+    assert {p.action.reason for p in effects.actions} == {"escalation:unreachable"}
+    [escalation] = effects.escalations
+    assert (escalation.reason, escalation.tier, escalation.to_tier) == (EscalationReason.unreachable, Tier.low, Tier.medium)
+    assert case.tier is Tier.medium
+
+
+def test_reached_by_one_channel_is_not_escalated(rules):
+    state, case = opened(rules, Tier.low)
+    rules.on_outcome(state, outcome(action_on(case, Channel.sms), Result.delivered), now())
+    voice = action_on(case, Channel.ai_voice)
+    rules.on_outcome(state, outcome(voice, Result.unreachable), now())
+    assert rules.on_outcome(state, outcome(voice, Result.unreachable, attempt=2), now()).escalations == []
+    assert case.is_open and case.tier is Tier.low
+
+
+def test_refused_high_visit_protects_the_accounts_and_escalates(rules):
+    state, case = opened(rules, Tier.high, accounts=(("ICBC", "acct_1"), ("CCB", "acct_2")))
+    effects = rules.on_outcome(state, outcome(action_on(case, Channel.police_visit), Result.refused), now())
+    assert {(o.bank, o.account, o.kind, o.reason) for o in effects.bank} == {
+        ("ICBC", "acct_1", RequestKind.apply, BankReasonCode.dissuasion_refused),
+        ("CCB", "acct_2", RequestKind.apply, BankReasonCode.dissuasion_refused),
+    }
+    [escalation] = effects.escalations
+    assert escalation.to_tier is Tier.funds_warning and len(escalation.bank_request_ids) == 2
+    [emergency] = effects.actions
+    assert (emergency.action.channel, emergency.action.priority) == (Channel.police_visit, 0)
+
+
+def test_refused_at_the_top_closes_as_refused(rules):
+    state, case = opened(rules, Tier.funds_warning)
+    effects = rules.on_outcome(state, outcome(action_on(case, Channel.police_visit), Result.refused), now())
+    assert not case.is_open and case.closed_by == "refused"
+    assert [c.result for c in effects.closures] == ["refused"]
+    assert [e.reason for e in effects.escalations] == [EscalationReason.refused]
+
+
+def test_funds_warning_unreached_protects_the_accounts_at_the_first_miss(rules):
+    state, case = opened(rules, Tier.funds_warning)
+    effects = rules.on_outcome(state, outcome(action_on(case, Channel.police_visit), Result.unreachable), now())
+    assert [(o.bank, o.reason) for o in effects.bank] == [("ICBC", BankReasonCode.unreachable_funds_warning)]
+    assert [p.action.attempt for p in effects.actions] == [2]  # and the visit is tried again
+
+
+def test_a_new_transfer_goes_to_its_bank_only_once(rules):
+    state, case = opened(rules, Tier.medium)
+    signal = transfer(case.alert.person_id, bank="CCB", account="acct_0777")
+    effects = rules.on_transfer(state, signal, now())
+    assert [(o.bank, o.account, o.reason) for o in effects.bank] == [("CCB", "acct_0777", BankReasonCode.transfer_during_alert)]
+    assert [e.reason for e in effects.escalations] == [EscalationReason.new_transfer]
+    assert rules.on_transfer(state, signal, now()).bank == []  # a replay
+    again = rules.on_transfer(state, transfer(case.alert.person_id, bank="CCB", account="acct_0777"), now())
+    assert again.bank == [] and again.escalations  # measures in force already; still recorded
+
+
+def test_transfers_that_are_evidence_or_older_than_the_alert_are_not_new(rules):
+    state, case = opened(rules, Tier.medium)
+    person = case.alert.person_id
+    evidence = transfer(person, event_id=case.alert.signals[0].event_ids[0])
+    older = transfer(person, at=case.alert.alert_at - timedelta(minutes=1))
+    assert rules.on_transfer(state, evidence, now()).bank == []
+    assert rules.on_transfer(state, older, now()).bank == []
+
+
+def test_a_transfer_to_an_unlisted_bank_is_counted_not_sent(rules):
+    state, case = opened(rules, Tier.medium)
+    effects = rules.on_transfer(state, transfer(case.alert.person_id, bank="CMB"), now())
+    assert effects.bank == [] and effects.unroutable_banks == ["CMB"]
+
+
+def test_dissuaded_closes_and_releases_measures_in_force(rules):
+    state, case = opened(rules, Tier.medium)
+    apply = rules.on_transfer(state, transfer(case.alert.person_id), now()).bank[0]
+    ack = BankAck(request_id=apply.request_id, bank="CCB", kind=RequestKind.apply, status=AckStatus.applied,
+                  acked_at=now(), signature="0" * 64)
+    rules.on_bank_ack(state, case.alert.alert_id, ack, now())
+    effects = rules.on_outcome(state, outcome(action_on(case, Channel.hotline_call), Result.dissuaded), now())
+    assert case.closed_by == "dissuaded" and effects.closures[0].seconds is not None
+    [release] = effects.bank
+    assert (release.kind, release.bank, release.account) == (RequestKind.release, "CCB", "acct_0777")
+    assert release.expires_at == case.bank_requests["CCB:acct_0777"].expires_at
+
+
+def test_replayed_and_late_outcomes_change_nothing(rules):
+    state, case = opened(rules, Tier.medium)
+    call = outcome(action_on(case, Channel.hotline_call), Result.dissuaded)
+    rules.on_outcome(state, call, now())
+    assert rules.on_outcome(state, call, now()).closures == []
+    assert rules.on_outcome(state, outcome(action_on(case, Channel.app_push), Result.unreachable), now()).actions == []
+
+
+def test_an_unconfirmed_visit_breaches_its_sla_once(rules):
+    state, case = opened(rules, Tier.high, at=now() - timedelta(hours=2))
+    visit = action_on(case, Channel.police_visit)
+    [due] = [d for d in rules.due(case.alert.person_id, state, now()) if d.due is DueKind.deadline]
+    assert due.ref == visit.action_id
+    effects = rules.on_due(state, due, now())
+    assert effects.breaches == [Tier.high]
+    [supervisor] = effects.actions
+    assert (supervisor.action.reason, supervisor.action.priority) == ("sla_breach", visit.priority - 1)
+    assert rules.on_due(state, due, now()).breaches == []
+
+
+def test_an_alert_expires_explicitly(rules):
+    state, case = opened(rules, Tier.low, at=now() - timedelta(seconds=ROUTING.escalation.alert_expiry_s + 1))
+    [due] = [d for d in rules.due(case.alert.person_id, state, now()) if d.due is DueKind.expiry]
+    effects = rules.on_due(state, due, now())
+    assert case.closed_by == "expired" and [e.reason for e in effects.escalations] == [EscalationReason.expired]
+
+
+def test_renewal_is_explicit_and_capped(rules):
+    state, case = opened(rules, Tier.medium)
+    apply = rules.on_transfer(state, transfer(case.alert.person_id), now()).bank[0]
+    rules.on_bank_ack(state, case.alert.alert_id, BankAck(request_id=apply.request_id, bank="CCB", kind=RequestKind.apply,
+                                                          status=AckStatus.applied, acked_at=now(), signature="0" * 64), now())
+    later = apply.expires_at - timedelta(seconds=60)
+    [due] = [d for d in rules.due(case.alert.person_id, state, later) if d.due is DueKind.renewal]
+    [renew] = rules.on_due(state, due, later).bank
+    assert renew.kind is RequestKind.renew and renew.expires_at > apply.expires_at
+    request = case.bank_requests["CCB:acct_0777"]
+    request.status = "renewed"
+    assert not any(d.due is DueKind.renewal for d in rules.due(case.alert.person_id, state, renew.expires_at))
+
+
+def test_a_rejected_request_is_escalated(rules):
+    state, case = opened(rules, Tier.medium)
+    apply = rules.on_transfer(state, transfer(case.alert.person_id), now()).bank[0]
+    ack = BankAck(request_id=apply.request_id, bank="CCB", kind=RequestKind.apply, status=AckStatus.rejected,
+                  acked_at=now(), signature="0" * 64, reason=RejectReason.bad_signature)
+    effects = rules.on_bank_ack(state, case.alert.alert_id, ack, now())
+    assert [e.reason for e in effects.escalations] == [EscalationReason.partner_rejected]
+    assert "bad_signature" in effects.escalations[0].detail
+
+
+def test_closed_state_is_forgotten_after_the_retention(rules):
+    state, case = opened(rules, Tier.medium)
+    rules.on_outcome(state, outcome(action_on(case, Channel.hotline_call), Result.dissuaded), now())
+    later = now() + timedelta(seconds=ROUTING.escalation.closed_retention_s + 1)
+    assert not rules.forgettable(state, now())
+    assert rules.on_due(state, TimerDue(case.alert.person_id, "", DueKind.forget, "", later), later).forget
+
+
+def test_an_upgrade_adds_only_the_higher_tier_and_not_what_escalation_sent(rules):
+    state, case = opened(rules, Tier.low)
+    up = alert(case.alert.person_id, Tier.medium, alert_id=case.alert.alert_id, version=2, previous_tier=Tier.low)
+    rules.on_alert(state, up)
+    assert {t.action.channel for t in case.actions.values() if t.action.tier is Tier.medium} == {
+        Channel.hotline_call, Channel.app_push}
+    tracked = len(case.actions)
+    again = alert(case.alert.person_id, Tier.medium, alert_id=case.alert.alert_id, version=3, previous_tier=Tier.medium)
+    rules.on_alert(state, again)
+    assert len(case.actions) == tracked
+
+
+def test_state_survives_the_table_round_trip(rules):
+    """alert_state stores msgspec builtins as JSON: everything must come back as it was."""
+    import json
+
+    import msgspec
+
+    state, case = opened(rules, Tier.high)
+    rules.on_transfer(state, transfer(case.alert.person_id), now())
+    stored = json.loads(json.dumps(msgspec.to_builtins(state)))
+    assert msgspec.convert(stored, PersonState) == state
+
+
+def test_an_outcome_read_before_its_alert_is_applied_when_the_alert_comes(rules):
+    person = new_person()
+    a = alert(person, Tier.medium)
+    early_state = PersonState(partition=0)
+    probe = PersonState(partition=0)
+    rules.on_alert(probe, a)
+    call = next(t.action for t in probe.alerts[a.alert_id].actions.values() if t.action.channel is Channel.hotline_call)
+    assert rules.on_outcome(early_state, outcome(call, Result.dissuaded), now()) is None
+    rules.hold(early_state, outcome(call, Result.dissuaded))
+    effects = rules.on_alert(early_state, a)
+    assert [c.result for c in effects.closures] == ["dissuaded"] and early_state.pending == []
