@@ -1,0 +1,202 @@
+"""The measured phases that drain a backlog: pass-through, reference load, stages alone, chain."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from confluent_kafka import KafkaException
+
+from bench import mix
+from bench.config import PASSTHROUGH_APP_ID, PASSTHROUGH_IN, PASSTHROUGH_OUT
+from bench.context import Bench
+from bench.drain import TAIL_TIMEOUT_S, Flow, run_drain, throughput
+from bench.processes import alive, spawn_module, spawn_worker, stop_child
+from bench.producer import BenchProducer, bulk_config
+from bench.stages import fed_stages, forward_inputs, reference_stages, stage_inputs, stages_to_run_alone
+from streams.supervisor import Child
+
+
+# ------------------------------------------------------------------------------- loading
+def preload_mix(bench: Bench, count: int, label: str, topic_override: str | None = None) -> BenchProducer:
+    """`count` event-mix messages, bulk-produced; their end offsets are tracked from now on."""
+    c = bench.config
+    producer = BenchProducer(bulk_config(bench.settings), topic_override=topic_override)
+    sim = mix.simulator(bench.settings, producer, persons=c.persons, intel=c.intel, seed=c.seed,
+                        run_tag=f"{bench.tag}-{label}", paced=False)
+    _with_produce_progress(bench, f"pre-load {label}", count, producer, lambda: mix.preload(sim, count))
+    bench.offsets.track(producer.ends)
+    return producer
+
+
+def load_reference_data(bench: Bench) -> dict:
+    """Registry and intelligence lists through in_registry / in_intel, then drained by the platform."""
+    c = bench.config
+    mark = bench.ends_of(all_stage_inputs(bench))
+    producer = BenchProducer(bulk_config(bench.settings))
+    sim = mix.simulator(bench.settings, producer, persons=c.persons, intel=c.intel, seed=c.seed,
+                        run_tag=f"{bench.tag}-ref")
+    started = time.monotonic()
+    _with_produce_progress(bench, "produce reference data", None, producer, sim.seed_reference)
+    produce_s = time.monotonic() - started
+    bench.offsets.track(producer.ends)
+    result = {
+        "persons": c.persons,
+        "intel_entries": len(sim.intel),
+        "records": producer.delivered,
+        "failed": producer.failed,
+        "produce_s": round(produce_s, 2),
+        "produce_per_s": round(producer.delivered / produce_s, 1) if produce_s > 0 else 0.0,
+    }
+    stages = reference_stages(bench.catalog, bench.stages)
+    result["stages"] = list(stages)
+    result["drain"] = drain_with_worker(bench, "reference load", stages, mark)
+    return result
+
+
+def _with_produce_progress(bench: Bench, what: str, total: int | None, producer: BenchProducer, work) -> None:
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # re-raised in the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name=what, daemon=True)
+    started = time.monotonic()
+    with bench.progress() as progress:
+        task = progress.add_task(what, total=total, rate="")
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.25)
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(task, completed=producer.produced, rate=f"{producer.produced / elapsed:,.0f}/s")
+        producer.flush(120)
+        progress.update(task, completed=producer.delivered, total=total or producer.delivered)
+    if errors:
+        raise errors[0]
+
+
+# ------------------------------------------------------------------------------- draining
+def stage_flows(bench: Bench, stages: tuple[str, ...], mark: dict, group: str) -> list[Flow]:
+    flows = []
+    for stage in stages:
+        tps = bench.offsets.partitions(forward_inputs(bench.catalog, stage, bench.stages))
+        if tps:
+            flows.append(Flow(stage, group, {tp: mark.get(tp, 0) for tp in tps}))
+    return flows
+
+
+def all_stage_inputs(bench: Bench) -> list[str]:
+    return sorted({t for s in bench.stages for t in stage_inputs(bench.catalog, s)})
+
+
+def drain_with_worker(
+    bench: Bench, label: str, stages: tuple[str, ...], mark: dict, keep: bool = False, platform_group: bool = False
+):
+    """Run a worker with `stages` over the backlog after `mark`; the throughput result.
+
+    platform_group: the real `antifraud worker` in the platform's consumer group (the
+    chain); otherwise the stage launcher in a fresh group (see bench.stage_worker).
+    With keep=True the result is (result, worker) and the worker keeps running.
+    """
+    group = bench.group if platform_group else bench.fresh_group(label)
+    flows = stage_flows(bench, stages, mark, group)
+    start_flows_at_mark(bench, flows)
+    spawned = time.monotonic()
+    worker = spawn_worker(bench.platform, stages, None if platform_group else group, **bench.worker_env())
+    bench.monitor.watch("worker", worker.process.pid)
+    result = _measure(bench, label, flows, worker, spawned)
+    result["stages"] = list(stages)
+    if keep:
+        return result, worker
+    stop_child(bench.platform, worker)
+    return result
+
+
+def start_flows_at_mark(bench: Bench, flows: list[Flow]) -> None:
+    """Commit each flow's start as its group's position, where it is not already there."""
+    for flow in flows:
+        committed = bench.offsets.committed(flow.group, flow.start)
+        # Never committed + starting at 0: the worker's auto_offset_reset (earliest) does it.
+        moves = {tp: o for tp, o in flow.start.items() if committed.get(tp) != o and (committed.get(tp), o) != (None, 0)}
+        try:
+            bench.offsets.commit(flow.group, moves)
+        except KafkaException as exc:
+            raise RuntimeError(
+                f"cannot set the positions of consumer group {flow.group} ({exc}); Tansu refuses commits "
+                "from outside a group that has run before: run the bench on a fresh broker"
+            ) from exc
+
+
+def _measure(bench: Bench, label: str, flows: list[Flow], worker: Child, spawned: float) -> dict:
+    with bench.progress() as progress:
+        tasks = {f.name: progress.add_task(f"{label}: {f.name}", total=None, rate="") for f in flows}
+
+        def show(consumed: dict, totals: dict) -> None:
+            elapsed = max(time.monotonic() - spawned, 1e-9)
+            for name, task in tasks.items():
+                progress.update(task, completed=consumed[name], total=totals[name],
+                                rate=f"{consumed[name] / elapsed:,.0f}/s")
+
+        timeline = run_drain(bench.offsets, flows, spawned, lambda: alive(worker), show,
+                             stall_timeout_s=bench.config.drain_timeout_s)
+    result = throughput(timeline, bench.config.warmup_s, bench.config.duration_s)
+    if timeline.stuck_tail:
+        bench.notes.append(f"{label}: {timeline.stuck_tail} event(s) still uncommitted {TAIL_TIMEOUT_S:.0f} s after "
+                           "the rest, not waited for: held back by the stage, a gap in its acks, or a topic that "
+                           "topics.yaml says the stage consumes and its agents do not")
+    if timeline.error:
+        result["error"] = f"{label}: {timeline.error} (log: {bench.settings.run_dir / 'logs' / (worker.name + '.log')})"
+    window = result.pop("window", None)
+    bench.monitor.sample_now()
+    result["resources"] = bench.monitor.usage(*window, result["events_in_window"]) if window else {}
+    return result
+
+
+# ------------------------------------------------------------------------------- phases
+def measure_passthrough(bench: Bench) -> dict:
+    mark = bench.ends_of([PASSTHROUGH_IN])
+    preload_mix(bench, bench.config.events, "passthrough", topic_override=PASSTHROUGH_IN)
+    flow = Flow("passthrough", PASSTHROUGH_APP_ID, mark)
+    start_flows_at_mark(bench, [flow])
+    spawned = time.monotonic()
+    child = spawn_module(bench.platform, "passthrough", "bench.passthrough", **bench.worker_env())
+    bench.monitor.watch("passthrough", child.process.pid)
+    result = _measure(bench, "pass-through", [flow], child, spawned)
+    stop_child(bench.platform, child)
+    produced = sum(bench.ends_of([PASSTHROUGH_OUT]).values())
+    result["output_records"] = produced
+    return result
+
+
+def measure_stages_alone(bench: Bench) -> list[dict]:
+    """Each stage alone, in pipeline order; a stage's input is what the one before it wrote."""
+    to_run = stages_to_run_alone(bench.stages, bench.config.alone)
+    mark = bench.ends_of(all_stage_inputs(bench))
+    preload_mix(bench, bench.config.events, "stages")
+    results = []
+    for stage in to_run:
+        flows = stage_flows(bench, (stage,), mark, bench.group)
+        waiting = sum(max(0, e - mark.get(tp, 0)) for tp, e in bench.offsets.ends(
+            [tp for f in flows for tp in f.start]).items())
+        if not waiting:
+            bench.notes.append(f"stage {stage}: nothing in its input topics from the event mix; not measured alone")
+            results.append({"stage": stage, "skipped": "no input from the event mix"})
+            continue
+        result = drain_with_worker(bench, f"{stage} alone", (stage,), mark)
+        results.append({"stage": stage, **result})
+    return results
+
+
+def measure_chain(bench: Bench) -> tuple[dict, Child | None]:
+    """Every stage in one `antifraud worker`, from the input topics to the last stage's output."""
+    unfed = [s for s in bench.stages if s not in fed_stages(bench.catalog, bench.stages)]
+    if unfed:
+        bench.notes.append(f"chain: {', '.join(unfed)} get no events from the feeds with the stages now in STAGES")
+    mark = bench.ends_of(all_stage_inputs(bench))
+    preload_mix(bench, bench.config.events, "chain")
+    return drain_with_worker(bench, "chain", bench.stages, mark, keep=True, platform_group=True)
+
+

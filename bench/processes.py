@@ -1,0 +1,61 @@
+"""Child processes of the bench, started the way streams.supervisor starts the platform's.
+
+Same environment (servers, resolved batching, run dir), own session, log file under
+run_dir/logs, PR_SET_PDEATHSIG: nothing outlives the bench. Platform.spawn only runs
+`streams.cli`; the bench also runs its own modules (the stage launcher, the pass-through).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+
+from streams.embedded import die_with_parent, free_port
+from streams.supervisor import Child, Platform
+
+log = logging.getLogger(__name__)
+
+
+def spawn_module(platform: Platform, name: str, module: str, *args: str, **extra_env: str) -> Child:
+    child = Child(name, [sys.executable, "-m", module, *args], free_port())
+    log_path = platform.settings.run_dir / "logs" / f"{name}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as out:
+        child.process = subprocess.Popen(
+            child.argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=platform.child_env(child.metrics_port, **extra_env),
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+    platform.children.append(child)
+    log.info("started %s (pid %d), log %s", name, child.process.pid, log_path)
+    return child
+
+
+def spawn_worker(platform: Platform, stages: tuple[str, ...], group: str | None = None, **env: str) -> Child:
+    """The real `antifraud worker`, or (own group, some stages) the launcher bench.stage_worker."""
+    if group is None:
+        return platform.spawn("worker", "worker", **env)
+    return spawn_module(platform, f"worker-{'+'.join(stages)}", "bench.stage_worker", "--group", group, *stages, **env)
+
+
+def stop_child(platform: Platform, child: Child, timeout: float = 30.0) -> None:
+    """SIGTERM, as the supervisor does (Faust commits on the way out); killed if it hangs."""
+    if child.process is not None and child.process.poll() is None:
+        child.process.send_signal(signal.SIGTERM)
+        try:
+            child.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0f s: killed", child.name, timeout)
+            child.process.kill()
+            child.process.wait()
+    if child in platform.children:
+        platform.children.remove(child)
+
+
+def alive(child: Child) -> bool:
+    return child.process is not None and child.process.poll() is None
