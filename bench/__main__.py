@@ -39,13 +39,19 @@ def parse(argv: list[str] | None = None) -> BenchConfig:
     )
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """`antifraud bench ...` and `python -m bench ...`: the exit code is 1 only when a phase could not be measured."""
     import json
-    import sys
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     from bench.run import main
 
-    results = main(parse())
+    results = main(parse(argv))
     # Low numbers never fail a run; a phase that could not be measured does.
-    sys.exit(1 if json.loads(results.read_text())["errors"] else 0)
+    return 1 if json.loads(results.read_text())["errors"] else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(cli())

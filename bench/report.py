@@ -10,6 +10,7 @@ outside them is written by hand.
 from __future__ import annotations
 
 import argparse
+import sys
 import json
 import re
 from pathlib import Path
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
     if args.print:
-        render(results, Console())
+        render(results, Console(width=None if sys.stdout.isatty() else 200))
         return
     print(f"updated {update_docs(results, args.docs, args.results.name)}")
 

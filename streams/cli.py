@@ -248,6 +248,14 @@ def topics_list() -> None:
     Console(width=200).print(table)
 
 
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def bench(ctx: typer.Context) -> None:
+    """The benchmark (docs/performance.md); `antifraud bench --help` lists its options."""
+    from bench.__main__ import cli as run_bench
+
+    raise typer.Exit(run_bench(ctx.args))
+
+
 @cli.command()
 def docs(check: bool = typer.Option(False, help="Only report stale files; exit 1 if any.")) -> None:
     """Regenerate README blocks (settings, topic map), docs/contracts.md and docs/schemas/."""
