@@ -12,8 +12,6 @@ batch waits and its offsets hold: no event is dropped or sent on unenriched.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import time
 from datetime import datetime, timezone
@@ -22,6 +20,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 
 from streams import metrics
+from streams.dead_letters import Rejected, of_faust_message
 from streams.app import app, catalog, settings, sink_topic, source_topic
 from streams.contracts import AppReport, BankEvent, DeadLetter, DeadLetterReason, Ingested, TelecomEvent, contract
 from streams.contracts.alerts import EnrichedSignal, Jurisdiction, Vulnerability
@@ -122,14 +121,8 @@ def enriched_signal(envelope: Ingested, result: LookupResult) -> EnrichedSignal:
 
 def undecodable(message, detail: str) -> DeadLetter:
     """A normalized record that does not decode (a bug upstream): kept, not lost."""
-    original = message.value or b""
-    return DeadLetter(
-        dead_letter_id=f"{message.topic}:{message.partition}:{message.offset}", stage=STAGE,
-        source_topic=message.topic, source_partition=message.partition, source_offset=message.offset,
-        reason=DeadLetterReason.schema_violation, detail=detail, received_at=datetime.now(timezone.utc),
-        original_size=len(original), original_sha256=hashlib.sha256(original).hexdigest(),
-        original_b64=base64.b64encode(original).decode(), original_truncated=False,
-    )
+    rejected = Rejected(DeadLetterReason.schema_violation, detail)
+    return of_faust_message(STAGE, message, rejected, datetime.now(timezone.utc), settings.max_event_bytes)
 
 
 # --------------------------------------------------------------------------------- the agent

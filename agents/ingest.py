@@ -11,8 +11,6 @@ offsets it has already counted, so a redelivery after a crash is not counted twi
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import re
 import time
@@ -35,6 +33,7 @@ from streams.contracts import (
     TelecomEvent,
     contract,
 )
+from streams.dead_letters import Rejected, of_faust_message
 from streams.dedup import Claim, claim_all
 from streams.valkey import async_client, until_valkey_answers
 
@@ -53,12 +52,6 @@ _LONG_DIGITS = re.compile(r"\d{6,}")
 @dataclass(frozen=True, slots=True)
 class Accepted:
     event: msgspec.Struct
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    reason: DeadLetterReason
-    detail: str
 
 
 def validate_message(topic_name: str, value: bytes | None, now: datetime) -> Accepted | Rejected:
@@ -102,23 +95,7 @@ def partition_key(event: msgspec.Struct) -> bytes:
 
 
 def dead_letter(message, rejected: Rejected, now: datetime) -> DeadLetter:
-    original = message.value or b""
-    kept = original[: settings.max_event_bytes]
-    return DeadLetter(
-        dead_letter_id=f"{message.topic}:{message.partition}:{message.offset}",
-        stage=STAGE,
-        source_topic=message.topic,
-        source_partition=message.partition,
-        source_offset=message.offset,
-        reason=rejected.reason,
-        detail=rejected.detail,
-        received_at=now,
-        original_size=len(original),
-        original_sha256=hashlib.sha256(original).hexdigest(),
-        original_b64=base64.b64encode(kept).decode(),
-        original_truncated=len(kept) < len(original),
-        key_b64=base64.b64encode(message.key).decode() if message.key else None,
-    )
+    return of_faust_message(STAGE, message, rejected, now, settings.max_event_bytes)
 
 
 # --------------------------------------------------------------------------------- the agent

@@ -11,8 +11,6 @@ the next event enriched sees the change.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import time
 from datetime import datetime, timezone
@@ -21,6 +19,7 @@ import msgspec
 from prometheus_client import Counter
 
 from streams import metrics
+from streams.dead_letters import Rejected, of_faust_message
 from streams.app import app, catalog, settings, sink_topic, source_topic
 from streams.contracts import DeadLetter, DeadLetterReason, IntelUpdate, contract
 from streams.reference import process_store, write_for
@@ -49,14 +48,8 @@ def list_of(update) -> str:
 
 def undecodable(message, detail: str) -> DeadLetter:
     """A normalized record that does not decode (a bug upstream): kept, not lost."""
-    original = message.value or b""
-    return DeadLetter(
-        dead_letter_id=f"{message.topic}:{message.partition}:{message.offset}", stage=STAGE,
-        source_topic=message.topic, source_partition=message.partition, source_offset=message.offset,
-        reason=DeadLetterReason.schema_violation, detail=detail, received_at=datetime.now(timezone.utc),
-        original_size=len(original), original_sha256=hashlib.sha256(original).hexdigest(),
-        original_b64=base64.b64encode(original).decode(), original_truncated=False,
-    )
+    rejected = Rejected(DeadLetterReason.schema_violation, detail)
+    return of_faust_message(STAGE, message, rejected, datetime.now(timezone.utc), settings.max_event_bytes)
 
 
 @app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="reference_loader")

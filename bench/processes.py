@@ -10,30 +10,14 @@ from __future__ import annotations
 import logging
 import signal
 import subprocess
-import sys
 
-from streams.embedded import die_with_parent, free_port
 from streams.supervisor import Child, Platform
 
 log = logging.getLogger(__name__)
 
 
 def spawn_module(platform: Platform, name: str, module: str, *args: str, **extra_env: str) -> Child:
-    child = Child(name, [sys.executable, "-m", module, *args], free_port())
-    log_path = platform.settings.run_dir / "logs" / f"{name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as out:
-        child.process = subprocess.Popen(
-            child.argv,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=platform.child_env(child.metrics_port, **extra_env),
-            start_new_session=True,
-            preexec_fn=die_with_parent,
-        )
-    platform.children.append(child)
-    log.info("started %s (pid %d), log %s", name, child.process.pid, log_path)
-    return child
+    return platform.spawn(name, *args, module=module, **extra_env)
 
 
 def spawn_worker(platform: Platform, stages: tuple[str, ...], group: str | None = None, **env: str) -> Child:

@@ -6,25 +6,17 @@ it goes to the dead-letter topic with its original bytes, where it came from and
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
-from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
 
 from streams.contracts.actions import Action, Channel
 from streams.contracts.internal import DeadLetter, DeadLetterReason
+from streams.dead_letters import Rejected, of_kafka_message
 
 _decode = msgspec.json.Decoder(Action).decode
 _LONG_DIGITS = re.compile(r"\d{6,}")  # in case a value slipped into a validation message
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    reason: DeadLetterReason
-    detail: str
 
 
 def read_action(value: bytes | None, channel: Channel) -> tuple[Action | None, Rejected | None]:
@@ -49,21 +41,4 @@ def read_action(value: bytes | None, channel: Channel) -> tuple[Action | None, R
 
 
 def action_dead_letter(message, rejected: Rejected, stage: str, now: datetime, max_bytes: int = 65536) -> DeadLetter:
-    original = message.value() or b""
-    kept = original[:max_bytes]
-    key = message.key()
-    return DeadLetter(
-        dead_letter_id=f"{message.topic()}:{message.partition()}:{message.offset()}",
-        stage=stage,
-        source_topic=message.topic(),
-        source_partition=message.partition(),
-        source_offset=message.offset(),
-        reason=rejected.reason,
-        detail=rejected.detail,
-        received_at=now,
-        original_size=len(original),
-        original_sha256=hashlib.sha256(original).hexdigest(),
-        original_b64=base64.b64encode(kept).decode(),
-        original_truncated=len(kept) < len(original),
-        key_b64=base64.b64encode(key).decode() if key else None,
-    )
+    return of_kafka_message(stage, message, rejected, now, max_bytes)

@@ -79,8 +79,9 @@ class Platform:
         env.update(extra)
         return env
 
-    def spawn(self, name: str, *args: str, **extra_env: str) -> Child:
-        child = Child(name, [sys.executable, "-m", "streams.cli", *args], free_port())
+    def spawn(self, name: str, *args: str, module: str = "streams.cli", **extra_env: str) -> Child:
+        """`python -m <module> <args>` as a child: own log, own metrics port, own session, dies with us."""
+        child = Child(name, [sys.executable, "-m", module, *args], free_port())
         log_path = self.settings.run_dir / "logs" / f"{name}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as out:
