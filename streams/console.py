@@ -19,7 +19,8 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-# (section title, metric sample name, label that splits the section[, only samples with these labels])
+# (section title, metric sample name, label that splits the section (None: one figure)[, only samples
+# with these labels])
 SECTIONS = (
     ("events in", "antifraud_events_in_total", "source"),
     ("accepted", "antifraud_events_accepted_total", "source"),
@@ -29,6 +30,7 @@ SECTIONS = (
     ("alerts by warning type", "antifraud_alerts_total", "typology"),
     ("actions by channel", "antifraud_actions_total", "channel"),
     ("outcomes by result", "antifraud_outcomes_total", "result"),
+    ("dissuasion success rate", "antifraud_dissuasion_success_ratio", None),
     ("bank requests sent", "antifraud_bank_requests_total", "bank", {"status": "apply_sent"}),
     ("simulator offered", "antifraud_simulator_offered_total", "kind"),
 )
@@ -59,11 +61,17 @@ def summarize(platform) -> dict[str, dict[str, float]]:
         totals: dict[str, float] = defaultdict(float)
         for key, value in merged.get(metric, {}).items():
             labels = dict(key[1:])
-            if label in labels and all(labels.get(k) == v for k, v in wanted.items()):
+            if label is None:  # a ratio: the process that computes it has the figure
+                totals["dissuaded / closed"] = value
+            elif label in labels and all(labels.get(k) == v for k, v in wanted.items()):
                 totals[labels[label]] += value
         if totals:
             sections[title] = dict(sorted(totals.items()))
     return sections
+
+
+def _figure(title: str, value: float) -> str:
+    return f"{value:.0%}" if "rate" in title else f"{value:,.0f}"
 
 
 def render(platform, sections) -> Group:
@@ -78,13 +86,13 @@ def render(platform, sections) -> Group:
     for title, values in sections.items():
         table = Table(title=title, show_header=False, title_justify="left")
         for name, value in values.items():
-            table.add_row(name, f"{value:,.0f}")
+            table.add_row(name, _figure(title, value))
         tables.append(table)
     return Group(procs, Columns(tables, padding=(0, 2)))
 
 
 def one_line(platform, sections) -> str:
-    parts = [f"{t}: " + ", ".join(f"{k}={v:,.0f}" for k, v in vals.items()) for t, vals in sections.items()]
+    parts = [f"{t}: " + ", ".join(f"{k}={_figure(t, v)}" for k, v in vals.items()) for t, vals in sections.items()]
     down = [c.name for c in platform.children if c.process is None or c.process.poll() is not None]
     if down:
         parts.append("stopped: " + ", ".join(down))
