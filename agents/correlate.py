@@ -20,7 +20,7 @@ from prometheus_client import Counter, Histogram
 
 from streams import metrics
 from streams.alerting import Decision, PersonState, Verdict, already_seen, decide, dump, load, observe, remember_contact
-from streams.app import app, settings, sink_topic, source_topic, table, write_tables_for
+from streams.app import app, timed_batches, settings, sink_topic, source_topic, table, write_tables_for
 from streams.contracts import Alert, EnrichedSignal, Tier
 from streams.contracts.alerts import AccountRef, FiredSignal
 from streams.contracts.reference import IntelKind
@@ -49,11 +49,9 @@ person_state = table("person_state", default=dict)
 
 @app.agent(source_topic("signals_enriched"), name="correlate")
 async def correlate(stream):
-    async for batch in stream.take_events(settings.ingest_batch_size, within=settings.ingest_batch_within_s):
-        started = time.perf_counter()
+    async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
         for event in batch:
             await correlate_one(event)
-        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 async def correlate_one(event) -> None:

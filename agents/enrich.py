@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 
 import msgspec
 from prometheus_client import Counter, Gauge
 
 from streams import metrics
-from streams.dead_letters import Rejected, of_faust_message
-from streams.app import app, catalog, settings, sink_topic, source_topic
-from streams.contracts import AppReport, BankEvent, DeadLetter, DeadLetterReason, Ingested, TelecomEvent, contract
+from streams.dead_letters import undecodable
+from streams.app import app, timed_batches, catalog, settings, sink_topic, source_topic
+from streams.contracts import AppReport, BankEvent, Ingested, TelecomEvent, contract
 from streams.contracts.alerts import EnrichedSignal, Jurisdiction, Vulnerability
 from streams.contracts.reference import AgeBand, IdentifierKind
 from streams.reference import (
@@ -119,12 +118,6 @@ def enriched_signal(envelope: Ingested, result: LookupResult) -> EnrichedSignal:
     )
 
 
-def undecodable(message, detail: str) -> DeadLetter:
-    """A normalized record that does not decode (a bug upstream): kept, not lost."""
-    rejected = Rejected(DeadLetterReason.schema_violation, detail)
-    return of_faust_message(STAGE, message, rejected, datetime.now(timezone.utc), settings.max_event_bytes)
-
-
 # --------------------------------------------------------------------------------- the agent
 @app.task
 async def follow_reference_invalidations() -> None:
@@ -135,10 +128,8 @@ async def follow_reference_invalidations() -> None:
 @app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="enrich")
 async def enrich(stream):
     store = process_store()
-    async for batch in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_within_s):
-        started = time.perf_counter()
+    async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
         await enrich_batch(batch, store)
-        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 async def enrich_batch(batch, store) -> None:
@@ -150,7 +141,7 @@ async def enrich_batch(batch, store) -> None:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             log.error("enrich: undecodable record at %s:%d:%d", ev.message.topic, ev.message.partition,
                       ev.message.offset)
-            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(ev.message, str(exc))))
+            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(STAGE, ev.message, str(exc), settings.max_event_bytes)))
     requests = [lookup_request(envelope.event) for _, envelope in decoded]
     results = await until_valkey_answers(STAGE, settings, lambda: store.lookup_batch(requests, STAGE))
     for (ev, envelope), result in zip(decoded, results):

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import msgspec
 
 from streams import metrics
-from streams.app import app, catalog, settings, sink_topic, source_topic, table, write_tables_for
+from streams.app import app, timed_batches, catalog, settings, sink_topic, source_topic, table, write_tables_for
 from streams.contracts import (
     AppReport,
     BankEvent,
@@ -105,10 +104,8 @@ ingest_tally = table("ingest_tally", default=dict)
 @app.agent(source_topic(*(spec.id for spec in INPUTS.values())), name="ingest")
 async def ingest(stream):
     valkey = async_client(settings)
-    async for batch in stream.take_events(settings.ingest_batch_size, within=settings.ingest_batch_within_s):
-        started = time.perf_counter()
+    async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
         await ingest_batch(batch, valkey)
-        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 async def ingest_batch(batch, valkey) -> None:

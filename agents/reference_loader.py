@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
 
 import msgspec
 from prometheus_client import Counter
 
 from streams import metrics
-from streams.dead_letters import Rejected, of_faust_message
-from streams.app import app, catalog, settings, sink_topic, source_topic
-from streams.contracts import DeadLetter, DeadLetterReason, IntelUpdate, contract
+from streams.dead_letters import undecodable
+from streams.app import app, timed_batches, catalog, settings, sink_topic, source_topic
+from streams.contracts import IntelUpdate, contract
 from streams.reference import process_store, write_for
 from streams.valkey import until_valkey_answers
 
@@ -46,19 +45,11 @@ def list_of(update) -> str:
     return update.kind.value if isinstance(update, IntelUpdate) else update.identifier_kind.value
 
 
-def undecodable(message, detail: str) -> DeadLetter:
-    """A normalized record that does not decode (a bug upstream): kept, not lost."""
-    rejected = Rejected(DeadLetterReason.schema_violation, detail)
-    return of_faust_message(STAGE, message, rejected, datetime.now(timezone.utc), settings.max_event_bytes)
-
-
 @app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="reference_loader")
 async def reference_loader(stream):
     store = process_store()
-    async for batch in stream.take_events(settings.enrich_batch_size, within=settings.enrich_batch_within_s):
-        started = time.perf_counter()
+    async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
         await load_batch(batch, store)
-        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 async def load_batch(batch, store) -> None:
@@ -70,7 +61,7 @@ async def load_batch(batch, store) -> None:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             log.error("%s: undecodable record at %s:%d:%d", STAGE, ev.message.topic, ev.message.partition,
                       ev.message.offset)
-            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(ev.message, str(exc))))
+            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(STAGE, ev.message, str(exc), settings.max_event_bytes)))
             continue
         updates.append((ev, update))
         writes.append(write_for(update, now_ms))

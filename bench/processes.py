@@ -8,8 +8,6 @@ run_dir/logs, PR_SET_PDEATHSIG: nothing outlives the bench. Platform.spawn only 
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
 
 from streams.supervisor import Child, Platform
 
@@ -28,17 +26,7 @@ def spawn_worker(platform: Platform, stages: tuple[str, ...], group: str | None 
 
 
 def stop_child(platform: Platform, child: Child, timeout: float = 30.0) -> None:
-    """SIGTERM, as the supervisor does (Faust commits on the way out); killed if it hangs."""
-    if child.process is not None and child.process.poll() is None:
-        child.process.send_signal(signal.SIGTERM)
-        try:
-            child.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop in %.0f s: killed", child.name, timeout)
-            child.process.kill()
-            child.process.wait()
-    if child in platform.children:
-        platform.children.remove(child)
+    platform.stop_child(child, timeout)
 
 
 def alive(child: Child) -> bool:

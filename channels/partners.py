@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +39,7 @@ from streams.contracts.dissuasion import (
 )
 from streams.kafka import consumer_config, producer_config
 from streams.routing import bank_key, bank_topic_id, carrier_key, get_partners
+from streams.shutdown import stop_on_signals
 from streams.settings import ProducerBatching, Settings
 from streams.signing import signed, verify
 
@@ -172,7 +172,7 @@ def _serve(settings: Settings, topic_id: str, ack_topic_id: str, group: str, par
     if stop is None:  # a process of its own (antifraud bank-consumer): signals stop it, metrics are served
         from streams.metrics import serve_metrics
 
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
         serve_metrics(settings.metrics_port, settings.metrics_host)
     catalog = get_catalog(settings.topics_file)
     topic, ack_topic = catalog.topic(topic_id).name, catalog.topic(ack_topic_id).name
@@ -201,11 +201,3 @@ def _serve(settings: Settings, topic_id: str, ack_topic_id: str, group: str, par
     finally:
         consumer.close()
         producer.flush(10)
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-    return stop

@@ -35,7 +35,7 @@ from channels.gateways.base import scrub
 from channels.held import HeldAction, HeldStore
 from channels.metrics import DEAD_LETTERS, HELD, HELD_PENDING, OUTCOMES, SEND_SECONDS
 from channels.policy import ContactPolicy, Hold
-from channels.valkey_retry import until_valkey_answers
+from streams.valkey import until_valkey_answers_sync as until_valkey_answers
 from streams.catalog import get_catalog
 from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.kafka import consumer_config, producer_config

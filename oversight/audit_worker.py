@@ -25,7 +25,8 @@ from oversight import schema
 from oversight.audit import build_audit
 from oversight.contracts import AuditRecord
 from oversight.db import migrate
-from oversight.ledger import ledger_group, ledger_topics, stop_on_signals
+from oversight.ledger import ledger_group, ledger_topics
+from streams.shutdown import stop_on_signals
 from oversight.status import alerts_of_case
 from streams.catalog import Catalog, get_catalog
 from streams.contracts import CaseReport, Ingested

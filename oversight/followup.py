@@ -30,7 +30,7 @@ from sqlalchemy import Engine, insert, select
 from oversight import schema
 from oversight.contracts import FollowupTask
 from oversight.db import aware, migrate, utc
-from oversight.ledger import stop_on_signals
+from streams.shutdown import stop_on_signals
 from oversight.queries import latest_phones
 from streams.catalog import Catalog, get_catalog
 from streams.kafka import producer_config

@@ -16,7 +16,6 @@ would (same rows, same derived statuses).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from oversight.writer import write_batch
 from streams.catalog import Catalog, TopicSpec, get_catalog
 from streams.kafka import consumer_config
 from streams.metrics import LATENCY_BUCKETS
+from streams.shutdown import stop_on_signals
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -201,13 +201,6 @@ def run_ledger(settings: Settings, stop: threading.Event | None = None) -> None:
     engine = migrate(settings)
     LedgerSink(settings, engine).run(stop)
     engine.dispose()
-
-
-def stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
 
 
 # ------------------------------------------------------------------------------ rebuild

@@ -17,6 +17,7 @@ from typing import Iterator, NamedTuple
 
 from streams.contracts.reference import AgeBand
 from streams.contracts.signals import Carrier
+from streams.masking import mask  # noqa: F401 (re-exported: the simulator's logs mask with it)
 
 # Synthetic counties of a Zhoukou-like prefecture (pinyin names; codes are invented).
 COUNTY_NAMES = (
@@ -210,8 +211,3 @@ def _pick(options, draw: int):
 
 
 _AGE_BY_PERCENT: tuple[AgeBand, ...] = tuple(band for band, weight in AGE_WEIGHTS for _ in range(weight))
-
-
-def mask(value: str) -> str:
-    """For logs: never a full number or account, only the last 2 characters."""
-    return "*" * max(len(value) - 2, 0) + value[-2:]

@@ -9,6 +9,7 @@ is imported).
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 
 import faust
@@ -16,6 +17,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.streams import _current_event
 from prometheus_client import REGISTRY
 
+from streams import metrics
 from streams.catalog import get_catalog
 from streams.faust_transport import broker_urls
 from streams.settings import ProducerBatching, get_settings
@@ -91,6 +93,18 @@ def write_tables_for(event: faust.EventT) -> None:
     `current_event` attribute to fill its buffer, and changing that loses events.
     """
     _current_event.set(weakref.ref(event))
+
+
+async def timed_batches(stream: faust.StreamT, stage: str, size: int, within: float):
+    """The stage's micro-batches; each is timed from hand-over until the stage asks for the next.
+
+    Faust acknowledges a batch's events only when the next batch is asked for, i.e. after
+    the stage has processed (and sent for) all of them: at-least-once holds.
+    """
+    async for batch in stream.take_events(size, within=within):
+        started = time.perf_counter()
+        yield batch
+        metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
 
 
 def quiet_framework_loggers() -> None:

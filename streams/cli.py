@@ -115,7 +115,7 @@ def partners() -> None:
     import threading
 
     from channels.partners import bank_consumer_main, carrier_consumer_main
-    from oversight.ledger import stop_on_signals
+    from streams.shutdown import stop_on_signals
     from streams.routing import get_partners
 
     settings = _serve_metrics_resolved()
@@ -193,7 +193,8 @@ def oversight() -> None:
 
     from oversight.audit_worker import run_audit
     from oversight.followup import run_followup
-    from oversight.ledger import run_ledger, stop_on_signals
+    from oversight.ledger import run_ledger
+    from streams.shutdown import stop_on_signals
 
     settings = _serve_metrics_resolved()
     stop = stop_on_signals()

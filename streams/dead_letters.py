@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from streams.contracts import DeadLetter, DeadLetterReason
 
@@ -66,3 +66,9 @@ def of_kafka_message(stage: str, message, rejected: Rejected, now: datetime, max
         stage=stage, topic=message.topic(), partition=message.partition(), offset=message.offset(),
         value=message.value(), key=message.key(), rejected=rejected, now=now, max_bytes=max_bytes,
     )
+
+
+def undecodable(stage: str, message, detail: str, max_bytes: int) -> DeadLetter:
+    """A normalized record that does not decode (a bug upstream): kept, not lost."""
+    rejected = Rejected(DeadLetterReason.schema_violation, detail)
+    return of_faust_message(stage, message, rejected, datetime.now(timezone.utc), max_bytes)

@@ -99,19 +99,32 @@ class Platform:
         log.info("started %s (pid %d), log %s", name, child.process.pid, log_path)
         return child
 
+    def stop_child(self, child: Child, timeout: float = 15.0) -> None:
+        """One child: SIGTERM (Faust commits on the way out), killed if it hangs."""
+        if child.process is not None and child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+        self._reap(child, timeout)
+        if child in self.children:
+            self.children.remove(child)
+
+    @staticmethod
+    def _reap(child: Child, timeout: float) -> None:
+        if child.process is None:
+            return
+        try:
+            child.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop in %.0f s: killed", child.name, timeout)
+            child.process.kill()
+            child.process.wait()
+
     def stop(self, timeout: float = 15.0) -> None:
+        # Every child is told first, then each is waited for: they stop in parallel.
         for child in reversed(self.children):
             if child.process and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
         for child in reversed(self.children):
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                log.warning("%s did not stop in %.0f s: killed", child.name, timeout)
-                child.process.kill()
-                child.process.wait()
+            self._reap(child, timeout)
         for server in reversed(self.servers):
             server.stop()
 

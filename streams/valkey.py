@@ -12,7 +12,7 @@ import logging
 import redis
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, Retrying, retry_if_exception_type, wait_exponential
 
 from streams.settings import Settings
 
@@ -34,8 +34,8 @@ def sync_client(settings: Settings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=2)
 
 
-async def until_valkey_answers(stage: str, settings: Settings, call):
-    """Await `call()` until Valkey answers; backoff grows to valkey_retry_max_s and never gives up."""
+def _retry_policy(stage: str, settings: Settings) -> dict:
+    """Retry on an outage only, backoff growing to valkey_retry_max_s, never giving up."""
 
     def _log_retry(state) -> None:
         WAITING_ON_VALKEY.labels(stage).set(1)
@@ -43,13 +43,27 @@ async def until_valkey_answers(stage: str, settings: Settings, call):
         log.warning("%s: Valkey unreachable (%s), retry %d", stage, type(state.outcome.exception()).__name__,
                     state.attempt_number)
 
-    async for attempt in AsyncRetrying(
+    return dict(
         retry=retry_if_exception_type(VALKEY_OUTAGE_ERRORS),
         wait=wait_exponential(multiplier=0.05, max=settings.valkey_retry_max_s),
         before_sleep=_log_retry,
         reraise=True,
-    ):
+    )
+
+
+async def until_valkey_answers(stage: str, settings: Settings, call):
+    """Await `call()` until Valkey answers (stream stages)."""
+    async for attempt in AsyncRetrying(**_retry_policy(stage, settings)):
         with attempt:
             result = await call()
+    WAITING_ON_VALKEY.labels(stage).set(0)
+    return result
+
+
+def until_valkey_answers_sync(stage: str, settings: Settings, call):
+    """`call()` until Valkey answers (synchronous channel workers: offsets held, nothing sent)."""
+    for attempt in Retrying(**_retry_policy(stage, settings)):
+        with attempt:
+            result = call()
     WAITING_ON_VALKEY.labels(stage).set(0)
     return result

@@ -78,3 +78,28 @@ class Reader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+@dataclass
+class OwnWorker:
+    """A real `antifraud worker` on a broker and Valkey of its own, so a test module's counts are exact."""
+
+    settings: Settings
+    worker: object
+    platform: object
+    servers: tuple
+
+    def stop(self) -> None:
+        self.platform.stop()
+        for server in self.servers:
+            server.stop()
+
+
+def worker_on_own_servers(run_dir: Path, **worker_env: str) -> OwnWorker:
+    from streams.supervisor import Platform
+
+    broker, valkey, servers = make_servers(run_dir)
+    settings = make_settings(servers)
+    platform = Platform(settings)
+    worker = platform.spawn("worker", "worker", **worker_env)
+    return OwnWorker(settings, worker, platform, (broker, valkey))

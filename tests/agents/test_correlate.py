@@ -36,8 +36,7 @@ from streams.contracts.signals import (
     TelecomKind,
 )
 from streams.kafka import producer_config
-from streams.supervisor import Platform
-from support import Reader, make_servers, make_settings
+from support import Reader, worker_on_own_servers
 
 CATALOG = get_catalog()
 ENCODE = msgspec.json.encode
@@ -96,10 +95,8 @@ def reference_updates_applied(url: str) -> float:
 
 @pytest.fixture(scope="module")
 def detection(tmp_path_factory):
-    broker, valkey, servers = make_servers(tmp_path_factory.mktemp("detection"))
-    settings = make_settings(servers)
-    platform = Platform(settings)
-    worker = platform.spawn("worker", "worker")
+    own = worker_on_own_servers(tmp_path_factory.mktemp("detection"))
+    settings, worker = own.settings, own.worker
     population, intel = Population.generate(400, seed=11), Intel(300, seed=11)
     producer = Producer(producer_config(settings))
     updates = location_updates(population.city, NOW, "t") + list(registry_updates(population, NOW, "t"))
@@ -114,9 +111,7 @@ def detection(tmp_path_factory):
     waiter.read_until(lambda _m: reference_updates_applied(worker.metrics_url) >= expected, timeout=120)
     yield Detection(settings, worker, population, intel, producer, waiter, set())
     waiter.close()
-    platform.stop()
-    broker.stop()
-    valkey.stop()
+    own.stop()
 
 
 def ending_now(builder, person, intel, seed: int, ids: str) -> Scenario:

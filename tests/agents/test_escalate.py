@@ -30,8 +30,7 @@ from streams.kafka import producer_config
 from streams.routing import bank_key, bank_topic_id, get_partners
 from streams.settings import PROJECT_ROOT
 from streams.signing import verify
-from streams.supervisor import Platform
-from support import Reader, make_servers, make_settings
+from support import Reader, worker_on_own_servers
 
 CATALOG = get_catalog()
 PARTNERS = get_partners()
@@ -48,19 +47,15 @@ def platform(tmp_path_factory):
     routing_file = run_dir / "routing.yaml"
     routing_file.write_text(yaml.safe_dump(routing, allow_unicode=True))
 
-    broker, valkey, servers = make_servers(run_dir)
-    settings = make_settings(servers)
-    platform = Platform(settings)
-    worker = platform.spawn("worker", "worker", ANTIFRAUD_ROUTING_FILE=str(routing_file))
+    own = worker_on_own_servers(run_dir, ANTIFRAUD_ROUTING_FILE=str(routing_file))
+    settings, worker = own.settings, own.worker
     stop = threading.Event()
     bank = threading.Thread(target=bank_consumer_main, args=(settings, "ICBC", stop), daemon=True)
     bank.start()
     yield settings, worker
     stop.set()
     bank.join(15)
-    platform.stop()
-    broker.stop()
-    valkey.stop()
+    own.stop()
 
 
 def produce(settings, topic_id: str, records, partitioner: str = "murmur2_random") -> None:

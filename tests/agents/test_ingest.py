@@ -17,12 +17,11 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, make_servers, make_settings
+from support import Reader, worker_on_own_servers
 from streams.catalog import get_catalog
 from streams.contracts import INPUT_CONTRACTS, DeadLetter, DeadLetterReason
 from streams.contracts.examples import EXAMPLES
 from streams.kafka import producer_config
-from streams.supervisor import Platform
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 CATALOG = get_catalog()
@@ -102,14 +101,10 @@ def test_phone_numbers_are_e164_after_ingest(ingest_module):
 # ---------------------------------------------------------------------------- integration
 @pytest.fixture(scope="module")
 def worker_on_own_broker(tmp_path_factory):
-    broker, valkey, servers = make_servers(tmp_path_factory.mktemp("ingest"))
-    settings = make_settings(servers)
-    platform = Platform(settings)
-    worker = platform.spawn("worker", "worker")
+    own = worker_on_own_servers(tmp_path_factory.mktemp("ingest"))
+    settings, worker = own.settings, own.worker
     yield settings, worker
-    platform.stop()
-    broker.stop()
-    valkey.stop()
+    own.stop()
 
 
 def ingest_tally(url: str) -> dict[tuple[str, str], float]:

@@ -15,14 +15,13 @@ import redis
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, make_servers, make_settings
+from support import Reader, worker_on_own_servers
 from streams.catalog import get_catalog
 from streams.contracts import Ingested
 from streams.contracts.common import Typology, UpdateOp
 from streams.contracts.reference import AgeBand, IdentifierKind, IntelKind, IntelUpdate, RegistryUpdate
 from streams.kafka import producer_config
 from streams.reference import intel_key, registry_key, tombstone_key
-from streams.supervisor import Platform
 
 CATALOG = get_catalog()
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -30,14 +29,10 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 @pytest.fixture(scope="module")
 def loader(tmp_path_factory):
-    broker, valkey, servers = make_servers(tmp_path_factory.mktemp("loader"))
-    settings = make_settings(servers)
-    platform = Platform(settings)
-    worker = platform.spawn("worker", "worker")
+    own = worker_on_own_servers(tmp_path_factory.mktemp("loader"))
+    settings, worker = own.settings, own.worker
     yield settings, worker, redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    platform.stop()
-    broker.stop()
-    valkey.stop()
+    own.stop()
 
 
 def publish(settings, *updates) -> None:

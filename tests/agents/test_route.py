@@ -23,8 +23,7 @@ from streams.dissuasion import plan_for_alert
 from streams.kafka import producer_config
 from streams.routing import carrier_key, get_partners, get_routing
 from streams.signing import verify
-from support import Reader, make_servers, make_settings
-from streams.supervisor import Platform
+from support import Reader, worker_on_own_servers
 
 CATALOG = get_catalog()
 ROUTING, PARTNERS = get_routing(), get_partners()
@@ -88,14 +87,10 @@ def test_without_a_phone_the_person_is_still_reached_by_a_visit():
 # ---------------------------------------------------------------------------- integration
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory):
-    broker, valkey, servers = make_servers(tmp_path_factory.mktemp("route"))
-    settings = make_settings(servers)
-    platform = Platform(settings)
-    platform.spawn("worker", "worker")
+    own = worker_on_own_servers(tmp_path_factory.mktemp("route"))
+    settings = own.settings
     yield settings
-    platform.stop()
-    broker.stop()
-    valkey.stop()
+    own.stop()
 
 
 def produce_alerts(settings, alerts) -> None:
