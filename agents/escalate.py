@@ -55,10 +55,11 @@ from streams.dissuasion import (
     FIRST_CONTACT,
     FORWARDED,
     SLA_BREACHES,
-    SUCCESS_RATIO,
+    CLOSED_ALERTS,
+    DISSUADED_ALERTS,
     person_partition,
 )
-from streams.alert_state import Effects, PersonState
+from streams.alert_state import DueIndex, Effects, PersonState
 from streams.escalation import Rules
 from streams.signing import verify
 from streams.valkey import async_client
@@ -135,10 +136,12 @@ async def handle(record, partition: int, valkey) -> None:
     await carry_out(state, effects, valkey, now)
     if effects.forget:
         del alert_state[person_id]
+        DUE.drop(person_id)
         return
     updated = msgspec.to_builtins(state)
     if updated != stored:
         alert_state[person_id] = updated
+        _index(person_id, state)
 
 
 async def _without_state(record, partition: int, state: PersonState | None) -> None:
@@ -155,6 +158,7 @@ async def _without_state(record, partition: int, state: PersonState | None) -> N
         state = state or PersonState(partition=partition)
         RULES.hold(state, record)
         alert_state[record.person_id] = msgspec.to_builtins(state)
+        _index(record.person_id, state)
     elif isinstance(record, PartnerAckForPerson):
         BAD_RECORDS.labels("no_alert_state").inc()
         log.warning("escalate: ack for alert %s whose state is gone; kept in the log only", record.alert_id)
@@ -225,20 +229,57 @@ def _verified_ack(value: bytes, is_bank: bool) -> BankAck | CarrierAck | None:
 # ---------------------------------------------------------------------------------- timer
 _sent_findings: dict[tuple, float] = {}
 
+# Who of this worker's alert_state can be due from when, and the success-ratio tallies: kept where the
+# agent writes the state (_index, DUE.drop) so that a tick visits only the persons due, not every state.
+DUE = DueIndex()
+_due_built_after: int | None = None  # the app.rebalancing_count the index was last built after; None: build it
+
+
+def _index(person_id: str, state: PersonState) -> None:
+    """Call right after writing the person's state to alert_state, with no await in between."""
+    DUE.put(person_id, state, RULES.next_due(state))
+
+
+def _build_index() -> None:
+    """From a full scan of the table: what a restarted worker or a rebalance brings in never passed _index."""
+    DUE.clear()
+    for person_id, stored in list(alert_state.items()):
+        _index(person_id, msgspec.convert(stored, PersonState))
+
 
 @app.timer(ROUTING.escalation.timer_interval_s)
 async def find_due() -> None:
     """Deadlines, expiries, renewals and forgettable states, by wall clock (event time plays no part)."""
+    global _due_built_after
     now, clock = now_utc(), time.monotonic()
-    findings, closed, dissuaded = [], 0, 0
-    for person_id, stored in list(alert_state.items()):
+    # When to rebuild the index: Faust counts every rebalance in app.rebalancing_count and holds
+    # app.rebalancing from its first moment (set synchronously in the consumer's revoke callback) until
+    # the table's changelog recovery has completed. The on_partitions_assigned signal comes before that
+    # recovery (an index built then would miss what is still being recovered), and comparing assigned
+    # partitions between ticks misses partitions revoked and given back meanwhile, whose state another
+    # worker may have changed. So: a full scan on the first tick, on every tick while a rebalance is
+    # under way (as every tick scanned before the index), and once more after it ends. The scan has no
+    # await: neither a rebalance nor the agent can change the table halfway through it.
+    if _due_built_after != app.rebalancing_count or app.rebalancing:
+        _build_index()
+        _due_built_after = None if app.rebalancing else app.rebalancing_count
+        if _due_built_after is not None:
+            log.info("escalate: timer index built: %d persons with state in this worker's partitions", len(DUE))
+    findings = []
+    for person_id in DUE.due(now):
+        stored = alert_state.get(person_id)
+        if stored is None:  # deleted where the index did not hear of it: nothing left to find
+            DUE.drop(person_id)
+            continue
         state = msgspec.convert(stored, PersonState)
-        closed_cases = [c for c in state.alerts.values() if not c.is_open]
-        closed += len(closed_cases)
-        dissuaded += sum(c.closed_by == "dissuaded" for c in closed_cases)
-        findings += [(state.partition, due) for due in RULES.due(person_id, state, now)]
-    if closed:
-        SUCCESS_RATIO.set(dissuaded / closed)
+        found = RULES.due(person_id, state, now)
+        if not found:  # the index was behind the table (it never should be): correct it
+            _index(person_id, state)
+        findings += [(state.partition, due) for due in found]
+    # The success-rate counts from the tallies the index keeps as cases close, re-open and are
+    # forgotten, rebuilt with it: exact at every tick, as the full scan was, without reading any state.
+    CLOSED_ALERTS.set(DUE.closed)
+    DISSUADED_ALERTS.set(DUE.dissuaded)
     for key in [k for k, at in _sent_findings.items() if clock - at > TIMER_RESEND_S]:
         del _sent_findings[key]
     for partition, due in findings:

@@ -112,6 +112,7 @@ async def ingest_batch(batch, valkey) -> None:
     now = datetime.now(timezone.utc)
     verdicts = [validate_message(ev.message.topic, ev.message.value, now) for ev in batch]
     fresh = await claim_event_ids(batch, verdicts, valkey)
+    outcomes: list[str] = []  # one per event of the batch, in batch order
     for ev, verdict in zip(batch, verdicts):
         message = ev.message
         source = INPUTS[message.topic].id
@@ -135,7 +136,8 @@ async def ingest_batch(batch, valkey) -> None:
             outcome = "duplicates"
             metrics.DUPLICATES.labels(source).inc()
         metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, now.timestamp() - message.timestamp))
-        count_in_tally(ev, source, outcome)
+        outcomes.append(outcome)
+    count_batch_in_tally(batch, outcomes)
 
 
 async def claim_event_ids(batch, verdicts, valkey) -> dict[int, bool]:
@@ -152,15 +154,36 @@ async def claim_event_ids(batch, verdicts, valkey) -> dict[int, bool]:
     return {id(ev): mine for (ev, _), mine in zip(pairs, ours)}
 
 
-def count_in_tally(ev, source: str, outcome: str) -> None:
-    key = f"{source}:{ev.message.partition}"
-    write_tables_for(ev)  # before the read too: Faust reads a key from the current event's partition
-    tally = dict(ingest_tally[key])
-    if ev.message.offset <= tally.get("last_offset", -1):
-        return  # already counted before a restart: redelivered, not new
-    tally[outcome] = tally.get(outcome, 0) + 1
-    tally["last_offset"] = ev.message.offset
-    ingest_tally[key] = tally
+def tally_key(ev) -> str:
+    """The ingest_tally key of an event: its source and input partition."""
+    return f"{INPUTS[ev.message.topic].id}:{ev.message.partition}"
+
+
+def count_batch_in_tally(batch, outcomes: list[str]) -> None:
+    """Add a micro-batch's outcomes to ingest_tally, writing each (source, partition) key once.
+
+    ingest_tally is changelogged: every write is one changelog record (and one store
+    write), so writing it per event cost a record per input event. Summing the batch per
+    key in a plain dict first gives the same counts with at most one record per key per batch.
+    """
+    batch_tallies: dict[str, dict] = {}  # key -> its stored tally plus this batch's counts
+    last_counted_event: dict[str, object] = {}  # key -> its batch event of the highest offset counted
+    for ev, outcome in zip(batch, outcomes):
+        key = tally_key(ev)
+        tally = batch_tallies.get(key)
+        if tally is None:
+            # Before the read too: Faust reads a key from the current event's partition, and in
+            # a micro-batch the stream's last event may be of another partition.
+            write_tables_for(ev)
+            tally = batch_tallies[key] = dict(ingest_tally[key])
+        if ev.message.offset <= tally.get("last_offset", -1):
+            continue  # already counted (before a restart, or earlier in this batch): redelivered, not new
+        tally[outcome] = tally.get(outcome, 0) + 1
+        tally["last_offset"] = ev.message.offset
+        last_counted_event[key] = ev
+    for key, ev in last_counted_event.items():  # keys with nothing new are not written
+        write_tables_for(ev)  # the write goes to this key's partition, as the read did
+        ingest_tally[key] = batch_tallies[key]
 
 
 @app.timer(1.0)

@@ -104,7 +104,7 @@ def run_drain(
             timeline.stuck_tail = {n: totals[n] - consumed[n] for n in consumed if consumed[n] < totals[n]}
             return timeline
         if not is_alive():
-            timeline.error = "the worker exited before the backlog was drained (see its log)"
+            timeline.error = "a worker exited before the backlog was drained (see its log)"
             return timeline
         if now - last_change > stall_timeout_s:
             timeline.error = f"no progress for {stall_timeout_s:.0f} s"

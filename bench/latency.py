@@ -22,7 +22,7 @@ from bench.context import Bench
 from bench.drain import run_drain
 from bench.offsets import TP
 from bench.phases import all_stage_inputs, stage_flows, start_flows_at_mark
-from bench.processes import alive, spawn_worker
+from bench.processes import all_alive, spawn_workers, stop_children
 from bench.producer import BenchProducer
 from bench.stages import event_input_topics, furthest_level
 from streams.kafka import producer_config
@@ -70,18 +70,20 @@ class _ActionRef(msgspec.Struct):
 FIRST_RESPONSE_REASONS = ("initial", "upgrade", "escalation:no_phone")
 
 
-def measure_latency(bench: Bench, worker: Child | None) -> dict:
-    """With the chain's worker still running (platform group); else a fresh one in its own group."""
+def measure_latency(bench: Bench, workers: list[Child] | None) -> dict:
+    """With the chain's workers still running (platform group); else `--workers` fresh ones in their own group."""
     level, out_topics = furthest_level(bench.catalog, bench.stages)
     result = {"measured_to": level, "label": LEVEL_LABELS[level], "topics": out_topics, "steps": [],
-              "p99_over_1s_at_rate": None}
+              "p99_over_1s_at_rate": None, "workers": bench.config.workers}
     group = bench.group
-    if worker is None or not alive(worker):
+    if not workers or not all_alive(workers):
+        stop_children(bench.platform, workers or [])  # what is left of the chain's: not in the new group's way
         group = bench.fresh_group("latency")
         mark = bench.ends_of(all_stage_inputs(bench))
         start_flows_at_mark(bench, stage_flows(bench, bench.stages, mark, group))
-        worker = spawn_worker(bench.platform, bench.stages, group, **bench.worker_env())
-        bench.monitor.watch("worker", worker.process.pid)
+        workers = spawn_workers(bench.platform, bench.stages, group, bench.config.workers, **bench.worker_env())
+        for child in workers:
+            bench.monitor.watch("worker", child.process.pid)
     # Warm-up at the lowest rate, not measured: a fresh simulator, caches, connections.
     # Drained (within the grace) so the first step does not start behind a backlog.
     _offer_and_drain(bench, group, min(bench.config.rates), bench.config.warmup_s, "latency-warmup")

@@ -12,6 +12,8 @@ from typing import Iterable, Mapping
 
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.kafka import exact_end_offsets
+
 TP = tuple[str, int]
 
 
@@ -37,11 +39,9 @@ class Offsets:
         return out
 
     def ends(self, tps: Iterable[TP]) -> dict[TP, int]:
-        out = {}
-        for topic, partition in tps:
-            _, high = self._reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
-            out[(topic, partition)] = max([high] + [t.get((topic, partition), 0) for t in self._tracked])
-        return out
+        # Exact: the platform's sinks batch, and Tansu's listed end is short after a batch.
+        found = exact_end_offsets(self.bootstrap, [TopicPartition(t, p) for t, p in tps])
+        return {tp: max([high] + [t.get(tp, 0) for t in self._tracked]) for tp, high in found.items()}
 
     def _group(self, group: str) -> Consumer:
         # A member that never subscribes: reading and setting a group's offsets needs no join.

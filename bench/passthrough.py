@@ -2,7 +2,8 @@
 
 A tiny separate Faust app (its own app id, its own bench-only topics) run as a real
 process by the bench, with the platform's broker settings: the same tuned transport
-(fetch wait), linger, session timeout and probed producer batching. Its rate is what
+(fetch wait), linger and session timeout; like the platform's sinks it batches
+(only changelogs need one record per batch, and it has no table). Its rate is what
 Faust itself costs per event on this machine; a stage's rate divided by it says how
 much the stage adds (or, with micro-batching, saves).
 
@@ -16,19 +17,17 @@ import msgspec
 
 from bench.config import PASSTHROUGH_APP_ID, PASSTHROUGH_IN, PASSTHROUGH_OUT
 from streams.faust_transport import broker_urls
-from streams.settings import ProducerBatching, get_settings
+from streams.settings import get_settings
 
 
 def build_app() -> faust.App:
     settings = get_settings()
-    single = settings.producer_batching is not ProducerBatching.full
     app = faust.App(
         PASSTHROUGH_APP_ID,
         broker=broker_urls(settings.kafka_bootstrap_servers or "127.0.0.1:9092"),
         store="memory://",
         datadir=str(settings.run_dir / "faust" / "passthrough"),
         processing_guarantee="at_least_once",
-        **({"producer_max_batch_size": 1} if single else {}),
         producer_linger_ms=settings.producer_linger_ms,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,

@@ -11,7 +11,7 @@ from bench import mix
 from bench.config import PASSTHROUGH_APP_ID, PASSTHROUGH_IN, PASSTHROUGH_OUT
 from bench.context import Bench
 from bench.drain import TAIL_TIMEOUT_S, Flow, run_drain, throughput
-from bench.processes import alive, spawn_module, spawn_worker, stop_child
+from bench.processes import all_alive, spawn_module, spawn_workers, stop_child, stop_children
 from bench.producer import BenchProducer, bulk_config
 from bench.stages import fed_stages, forward_inputs, reference_stages, stage_inputs, stages_to_run_alone
 from streams.supervisor import Child
@@ -50,7 +50,8 @@ def load_reference_data(bench: Bench) -> dict:
     }
     stages = reference_stages(bench.catalog, bench.stages)
     result["stages"] = list(stages)
-    result["drain"] = drain_with_worker(bench, "reference load", stages, mark)
+    # As many workers as the chain: 1 M residents are millions of updates, the longest phase.
+    result["drain"] = drain_with_worker(bench, "reference load", stages, mark, workers=bench.config.workers)
     return result
 
 
@@ -93,25 +94,30 @@ def all_stage_inputs(bench: Bench) -> list[str]:
 
 
 def drain_with_worker(
-    bench: Bench, label: str, stages: tuple[str, ...], mark: dict, keep: bool = False, platform_group: bool = False
+    bench: Bench, label: str, stages: tuple[str, ...], mark: dict, keep: bool = False, platform_group: bool = False,
+    workers: int = 1,
 ):
-    """Run a worker with `stages` over the backlog after `mark`; the throughput result.
+    """Run `workers` worker processes with `stages` over the backlog after `mark`; the throughput result.
 
     platform_group: the real `antifraud worker` in the platform's consumer group (the
     chain); otherwise the stage launcher in a fresh group (see bench.stage_worker).
-    With keep=True the result is (result, worker) and the worker keeps running.
+    Several workers share the group, as in `antifraud up`: the group's commits are their
+    joint progress, and their CPU is summed under the role "worker" (bench.resources).
+    With keep=True the result is (result, workers) and the workers keep running.
     """
     group = bench.group if platform_group else bench.fresh_group(label)
     flows = stage_flows(bench, stages, mark, group)
     start_flows_at_mark(bench, flows)
     spawned = time.monotonic()
-    worker = spawn_worker(bench.platform, stages, None if platform_group else group, **bench.worker_env())
-    bench.monitor.watch("worker", worker.process.pid)
-    result = _measure(bench, label, flows, worker, spawned)
+    children = spawn_workers(bench.platform, stages, None if platform_group else group, workers, **bench.worker_env())
+    for child in children:
+        bench.monitor.watch("worker", child.process.pid)
+    result = _measure(bench, label, flows, children, spawned)
     result["stages"] = list(stages)
+    result["workers"] = len(children)
     if keep:
-        return result, worker
-    stop_child(bench.platform, worker)
+        return result, children
+    stop_children(bench.platform, children)
     return result
 
 
@@ -130,7 +136,7 @@ def start_flows_at_mark(bench: Bench, flows: list[Flow]) -> None:
             ) from exc
 
 
-def _measure(bench: Bench, label: str, flows: list[Flow], worker: Child, spawned: float) -> dict:
+def _measure(bench: Bench, label: str, flows: list[Flow], workers: list[Child], spawned: float) -> dict:
     with bench.progress() as progress:
         tasks = {f.name: progress.add_task(f"{label}: {f.name}", total=None, rate="") for f in flows}
 
@@ -140,7 +146,9 @@ def _measure(bench: Bench, label: str, flows: list[Flow], worker: Child, spawned
                 progress.update(task, completed=consumed[name], total=totals[name],
                                 rate=f"{consumed[name] / elapsed:,.0f}/s")
 
-        timeline = run_drain(bench.offsets, flows, spawned, lambda: alive(worker), show,
+        # Every worker must live: with one gone, the others would take over its partitions
+        # after a rebalance, and the rate would be of fewer workers than reported.
+        timeline = run_drain(bench.offsets, flows, spawned, lambda: all_alive(workers), show,
                              stall_timeout_s=bench.config.drain_timeout_s)
     result = throughput(timeline, bench.config.warmup_s, bench.config.duration_s)
     if timeline.stuck_tail:
@@ -148,7 +156,8 @@ def _measure(bench: Bench, label: str, flows: list[Flow], worker: Child, spawned
                            "the rest, not waited for: held back by the stage, a gap in its acks, or a topic that "
                            "topics.yaml says the stage consumes and its agents do not")
     if timeline.error:
-        result["error"] = f"{label}: {timeline.error} (log: {bench.settings.run_dir / 'logs' / (worker.name + '.log')})"
+        logs = ", ".join(str(bench.settings.run_dir / "logs" / f"{w.name}.log") for w in workers)
+        result["error"] = f"{label}: {timeline.error} (log: {logs})"
     window = result.pop("window", None)
     bench.monitor.sample_now()
     result["resources"] = bench.monitor.usage(*window, result["events_in_window"]) if window else {}
@@ -164,7 +173,7 @@ def measure_passthrough(bench: Bench) -> dict:
     spawned = time.monotonic()
     child = spawn_module(bench.platform, "passthrough", "bench.passthrough", **bench.worker_env())
     bench.monitor.watch("passthrough", child.process.pid)
-    result = _measure(bench, "pass-through", [flow], child, spawned)
+    result = _measure(bench, "pass-through", [flow], [child], spawned)
     stop_child(bench.platform, child)
     produced = sum(bench.ends_of([PASSTHROUGH_OUT]).values())
     result["output_records"] = produced
@@ -190,13 +199,15 @@ def measure_stages_alone(bench: Bench) -> list[dict]:
     return results
 
 
-def measure_chain(bench: Bench) -> tuple[dict, Child | None]:
-    """Every stage in one `antifraud worker`, from the input topics to the last stage's output."""
+def measure_chain(bench: Bench) -> tuple[dict, list[Child]]:
+    """Every stage in `--workers` `antifraud worker` processes (one group), from the input topics to the
+    last stage's output; the workers keep running for the latency steps."""
     unfed = [s for s in bench.stages if s not in fed_stages(bench.catalog, bench.stages)]
     if unfed:
         bench.notes.append(f"chain: {', '.join(unfed)} get no events from the feeds with the stages now in STAGES")
     mark = bench.ends_of(all_stage_inputs(bench))
     preload_mix(bench, bench.config.events, "chain")
-    return drain_with_worker(bench, "chain", bench.stages, mark, keep=True, platform_group=True)
+    return drain_with_worker(bench, "chain", bench.stages, mark, keep=True, platform_group=True,
+                             workers=bench.config.workers)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from streams.supervisor import Child, Platform
+from streams.supervisor import Child, Platform, spawn_stream_workers
 
 log = logging.getLogger(__name__)
 
@@ -18,16 +18,39 @@ def spawn_module(platform: Platform, name: str, module: str, *args: str, **extra
     return platform.spawn(name, *args, module=module, **extra_env)
 
 
-def spawn_worker(platform: Platform, stages: tuple[str, ...], group: str | None = None, **env: str) -> Child:
-    """The real `antifraud worker`, or (own group, some stages) the launcher bench.stage_worker."""
+def spawn_workers(
+    platform: Platform, stages: tuple[str, ...], group: str | None, count: int, **env: str
+) -> list[Child]:
+    """`count` workers in one consumer group, as `antifraud up` starts them (streams.supervisor).
+
+    group None: the real `antifraud worker` in the platform's group, named worker-1..N;
+    else bench.stage_worker with `stages` in `group`. One worker of a stage keeps the
+    default worker name (run_dir/faust/worker-1); several get their own, as they must.
+    """
     if group is None:
-        return platform.spawn("worker", "worker", **env)
-    return spawn_module(platform, f"worker-{'+'.join(stages)}", "bench.stage_worker", "--group", group, *stages, **env)
+        return spawn_stream_workers(platform, count, **env)
+    args, prefix = ("--group", group, *stages), f"worker-{'+'.join(stages)}"
+    if count == 1:
+        return [spawn_module(platform, prefix, "bench.stage_worker", *args, **env)]
+    return spawn_stream_workers(platform, count, args, module="bench.stage_worker", prefix=prefix, **env)
 
 
 def stop_child(platform: Platform, child: Child, timeout: float = 30.0) -> None:
     platform.stop_child(child, timeout)
 
 
+def stop_children(platform: Platform, children: list[Child], timeout: float = 30.0) -> None:
+    """Several children told at once, then each waited for: they stop in parallel."""
+    for child in children:
+        if alive(child):
+            child.process.terminate()
+    for child in children:
+        stop_child(platform, child, timeout)
+
+
 def alive(child: Child) -> bool:
     return child.process is not None and child.process.poll() is None
+
+
+def all_alive(children: list[Child]) -> bool:
+    return bool(children) and all(alive(child) for child in children)

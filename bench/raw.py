@@ -1,8 +1,9 @@
 """The broker's own speed: confluent-kafka producing and consuming (assign() mode), no Faust.
 
-Two producer profiles: large batches (what the broker can take at best) and the
-platform's settings (on Tansu: one record per batch, because of the ListOffsets quirk).
-Reading both topics back shows what a fetch of big batches vs one-record batches costs.
+Three producer profiles: large batches (what the broker can take at best), the
+platform's settings (batched, a few ms of linger), and one record per batch (what the
+platform's changelog writes cost on Tansu, because of the ListOffsets quirk). Reading the
+batched and the one-record topics back shows what a fetch of each costs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench.config import BENCH_PARTITIONS, RAW_BATCHED_TOPIC, RAW_SINGLE_TOPIC
+from bench.config import BENCH_PARTITIONS, RAW_BATCHED_TOPIC, RAW_PLATFORM_TOPIC, RAW_SINGLE_TOPIC
 from bench.producer import BenchProducer, bulk_config
 from bench.resources import ResourceMonitor
 from streams.kafka import consumer_config, producer_config
@@ -81,8 +82,9 @@ def raw_references(settings: Settings, payloads: list[bytes], records: int, moni
     single_records = max(1, records // SINGLE_SHARE)
     out = {}
     out["produce_batched"], batched = produce_rate(monitor, bulk_config(settings), RAW_BATCHED_TOPIC, payloads, records)
-    out["produce_platform"], single = produce_rate(
-        monitor, producer_config(settings), RAW_SINGLE_TOPIC, payloads, single_records
+    out["produce_platform"], _ = produce_rate(monitor, producer_config(settings), RAW_PLATFORM_TOPIC, payloads, records)
+    out["produce_single"], single = produce_rate(
+        monitor, producer_config(settings, **{"batch.num.messages": 1}), RAW_SINGLE_TOPIC, payloads, single_records
     )
     out["consume_batched"] = consume_rate(monitor, settings, RAW_BATCHED_TOPIC, batched.delivered)
     out["consume_single"] = consume_rate(monitor, settings, RAW_SINGLE_TOPIC, single.delivered)

@@ -57,7 +57,9 @@ def throughput_rows(results: dict) -> list[list[str]]:
             rows.append(_drain_row(f"stage alone: {stage['stage']}", stage))
     chain = results.get("chain")
     if chain:
-        rows.append(_drain_row(f"whole chain ({' -> '.join(chain.get('stages', []))})", chain))
+        workers = chain.get("workers", 1)  # results from before --workers: one worker
+        rows.append(_drain_row(f"whole chain, {workers} worker{'s' if workers > 1 else ''} "
+                               f"({' -> '.join(chain.get('stages', []))})", chain))
     return rows
 
 
@@ -111,7 +113,9 @@ def context_lines(results: dict) -> list[str]:
         f"{m.get('cores')} cores ({m.get('cpu_model')}), {m.get('memory_gb')} GB; "
         f"load average at start {m.get('load_average')}, at end {m.get('load_average_at_end')}.",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
-        f"Servers: {s.get('servers')}; stages: {', '.join(s.get('stages', []))}; producer batching "
+        f"Servers: {s.get('servers')}; stages: {', '.join(s.get('stages', []))}; "
+        f"worker processes {c.get('workers', 1)} (whole chain and latency; CPU summed over them, peak RSS of the "
+        f"largest; stages alone 1); producer batching "
         f"{s.get('producer_batching')}; fetch wait {s.get('consumer_fetch_wait_ms')} ms; linger "
         f"{s.get('producer_linger_ms')} ms; ingest batch {s.get('ingest_batch_size')}.",
         f"Sizes: {c.get('persons'):,} persons, {c.get('intel'):,} intel entries, {c.get('events'):,} events per drain, "

@@ -2,7 +2,9 @@
 
 Samples are kept as timelines per (role, pid), so any phase asks afterwards for the CPU
 seconds and the peak memory inside exactly its measured window; a worker that starts or
-stops inside a window counts from its birth or up to its last sample.
+stops inside a window counts from its birth or up to its last sample. Several processes
+under one role (the chain's worker processes) are added up for CPU; memory is the peak
+of any one of them (`processes` says how many there were).
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class ResourceMonitor:
         return sorted({role for role, _ in self._samples})
 
     def usage(self, t0: float, t1: float, events: int | None = None) -> dict[str, dict]:
-        """Per role within [t0, t1]: CPU seconds (per 1,000 events when given) and peak RSS."""
+        """Per role within [t0, t1]: CPU seconds summed over its processes (per 1,000 events when
+        given), the peak RSS of any one of them, and how many processes were sampled."""
         out = {}
         with self._lock:
             items = [(key, list(samples), self._procs[key][1]) for key, samples in self._samples.items()]
@@ -82,7 +85,8 @@ class ResourceMonitor:
             before = [s for s in samples if s.t < t0]
             # Alive before the window: count from the last sample before it; born inside: from zero.
             base = before[-1].cpu_s if before else (0.0 if born >= t0 else inside[0].cpu_s)
-            entry = out.setdefault(role, {"cpu_s": 0.0, "peak_rss_mb": 0.0, "rss_end_mb": 0.0})
+            entry = out.setdefault(role, {"cpu_s": 0.0, "peak_rss_mb": 0.0, "rss_end_mb": 0.0, "processes": 0})
+            entry["processes"] += 1
             entry["cpu_s"] += max(0.0, inside[-1].cpu_s - base)
             entry["peak_rss_mb"] = max(entry["peak_rss_mb"], max(s.rss_bytes for s in inside) / MB)
             entry["rss_end_mb"] = max(entry["rss_end_mb"], inside[-1].rss_bytes / MB)

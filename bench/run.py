@@ -121,10 +121,10 @@ def _run_phases(bench: Bench, results: dict) -> None:
     results["reference_load"] = phase("reference data", lambda: phases.load_reference_data(bench))
     results["stages"] = phase("stages alone", lambda: phases.measure_stages_alone(bench)) or []
     chain = phase("chain", lambda: phases.measure_chain(bench))
-    worker = None
+    workers = None
     if chain:
-        results["chain"], worker = chain
-    results["latency"] = phase("latency", lambda: latency.measure_latency(bench, worker))
+        results["chain"], workers = chain
+    results["latency"] = phase("latency", lambda: latency.measure_latency(bench, workers))
     _ratios(results)
 
 

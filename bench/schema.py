@@ -12,7 +12,7 @@ _resources = {
         "type": "object",
         "required": ["cpu_s", "cpu_s_per_1000_events", "peak_rss_mb"],
         "properties": {"cpu_s": _number, "cpu_s_per_1000_events": _maybe_number, "peak_rss_mb": _number,
-                       "rss_end_mb": _number},
+                       "rss_end_mb": _number, "processes": {"type": "integer", "minimum": 1}},
     },
 }
 _raw = {
@@ -39,6 +39,7 @@ _drain = {
             "type": "object", "required": ["events", "done_after_s"],
             "properties": {"events": _number, "done_after_s": _maybe_number}}},
         "resources": _resources,
+        "workers": {"type": "integer", "minimum": 1},  # worker processes in the group (stages alone: 1)
         "vs_passthrough": _maybe_number,
         "vs_raw_produce_platform": _maybe_number,
     },
@@ -68,13 +69,14 @@ RESULTS_SCHEMA = {
             "additionalProperties": {"type": "string"},
         },
         "settings": {"type": "object", "required": ["servers", "stages", "producer_batching"]},
+        "config": {"type": "object", "properties": {"workers": {"type": "integer", "minimum": 1}}},
         "references": {
             "type": "object",
             "required": ["raw", "passthrough"],
             "properties": {
                 "raw": {
                     "type": "object",
-                    "required": ["produce_batched", "produce_platform", "consume_batched", "consume_single"],
+                    "required": ["produce_batched", "produce_platform", "produce_single", "consume_batched", "consume_single"],
                     "additionalProperties": _raw,
                 },
                 "passthrough": _drain,
@@ -99,6 +101,7 @@ RESULTS_SCHEMA = {
             "properties": {
                 "measured_to": {"enum": ["actions", "alerts", "signals_enriched", "normalized"]},
                 "p99_over_1s_at_rate": _maybe_number,
+                "workers": {"type": "integer", "minimum": 1},
                 "steps": {
                     "type": "array",
                     "items": {

@@ -40,7 +40,7 @@ from streams.contracts.dissuasion import (
 from streams.kafka import consumer_config, producer_config
 from streams.routing import bank_key, bank_topic_id, carrier_key, get_partners
 from streams.shutdown import stop_on_signals
-from streams.settings import ProducerBatching, Settings
+from streams.settings import Settings
 from streams.signing import signed, verify
 
 log = logging.getLogger(__name__)
@@ -165,10 +165,6 @@ def carrier_consumer_main(settings: Settings, carrier: str, stop: threading.Even
 
 def _serve(settings: Settings, topic_id: str, ack_topic_id: str, group: str, partner: str,
            judge: Callable[[bytes, datetime, str], msgspec.Struct | None], stop: threading.Event | None) -> None:
-    if settings.producer_batching is ProducerBatching.auto:
-        from streams.quirks import resolve_settings
-
-        settings = resolve_settings(settings)
     if stop is None:  # a process of its own (antifraud bank-consumer): signals stop it, metrics are served
         from streams.metrics import serve_metrics
 

@@ -40,7 +40,7 @@ from streams.catalog import get_catalog
 from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.kafka import consumer_config, producer_config
 from streams.masking import mask
-from streams.settings import ProducerBatching, Settings, get_settings
+from streams.settings import Settings, get_settings
 from streams.valkey import sync_client
 
 log = logging.getLogger("channels.worker")  # the same name when run as __main__
@@ -322,10 +322,6 @@ class ChannelWorker:
 
 def main(settings: Settings, channel: Channel, *, topic: str | None = None, group_id: str | None = None) -> None:
     """Run one channel worker until SIGTERM or SIGINT (what `antifraud channel-worker --channel` calls)."""
-    if settings.producer_batching is ProducerBatching.auto:
-        from streams.quirks import resolve_settings
-
-        settings = resolve_settings(settings)
     worker = ChannelWorker(settings, channel, topic=topic, group_id=group_id)
 
     def _stop(signum, _frame) -> None:

@@ -34,7 +34,6 @@ from streams.shutdown import stop_on_signals
 from oversight.queries import latest_phones
 from streams.catalog import Catalog, get_catalog
 from streams.kafka import producer_config
-from streams.quirks import resolve_settings
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -142,7 +141,6 @@ class FollowupSampler:
 def run_followup(settings: Settings, stop: threading.Event | None = None, check_every_s: float = 60.0) -> None:
     """`antifraud followup`: sample each period once it ends (checked every minute) until stopped."""
     stop = stop or stop_on_signals()
-    settings = resolve_settings(settings)
     engine = migrate(settings)
     sampler = FollowupSampler(settings, engine)
     try:

@@ -35,7 +35,7 @@ from streams.catalog import get_catalog
 from streams.contracts.cases import CaseReport
 from streams.contracts.signals import ReportKind
 from streams.kafka import producer_config
-from streams.settings import ProducerBatching, Settings
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,6 @@ class TrafficSimulator:
         self.time_scale, self.max_gap_s = time_scale, max_gap_s
         self.fraud_odds = fraud_share * MEAN_BENIGN_OFFERS / (
             MEAN_FRAUD_OFFERS * (1 - fraud_share) + fraud_share * MEAN_BENIGN_OFFERS)
-        if producer is None and settings.producer_batching is ProducerBatching.auto:
-            raise RuntimeError("resolve producer batching first: streams.quirks.resolve_settings(settings)")
         self.producer = producer or Producer(producer_config(settings))
         catalog = get_catalog(settings.topics_file)
         self._topics = {t.id: t.name for t in catalog.of_kind("input")}
@@ -273,10 +271,6 @@ def main(settings: Settings, *, n_persons: int = 2_000, n_intel: int = 500) -> N
     """Seed reference data, then offer traffic at settings.simulator_rate until SIGINT/SIGTERM."""
     if not settings.kafka_bootstrap_servers:
         raise RuntimeError("the simulator needs KAFKA_BOOTSTRAP_SERVERS (start the embedded broker first)")
-    if settings.producer_batching is ProducerBatching.auto:
-        from streams.quirks import resolve_settings
-
-        settings = resolve_settings(settings)
     stop = threading.Event()
     previous = {}
     if threading.current_thread() is threading.main_thread():

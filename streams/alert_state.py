@@ -1,11 +1,13 @@
 """alert_state: what the escalate agent keeps per person, and the effects its rules decide.
 
 The state is msgspec structs, stored in the Faust table as their builtins (JSON); the
-effects are what the agent carries out before it writes the state back.
+effects are what the agent carries out before it writes the state back. The DueIndex is
+what the agent's timer keeps beside the table so that a tick visits only the persons due.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 
@@ -110,3 +112,70 @@ class Effects:
         for f in fields(self):
             if isinstance(getattr(self, f.name), list):
                 getattr(self, f.name).extend(getattr(other, f.name))
+
+
+# ------------------------------------------------------------------------- the timer's index
+def closed_tally(state: PersonState) -> tuple[int, int]:
+    """(closed, of which dissuaded) alerts of the state: its share of the success ratio."""
+    closed = [c for c in state.alerts.values() if not c.is_open]
+    return len(closed), sum(c.closed_by == "dissuaded" for c in closed)
+
+
+class DueIndex:
+    """When each person's state can next give the timer a finding, and the success-ratio tallies.
+
+    Kept by one worker process for the alert_state of its partitions: `put` wherever the state is
+    written, `drop` where it is deleted; `clear` and put everything again after a full scan. A person
+    whose moment has come stays due (is returned by every `due`) until the state is written again,
+    as the full scan found them every tick. The heap has lazy deletion: an entry counts only while
+    it is the person's current moment.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[datetime | None, int, int]] = {}  # person -> (next due, closed, dissuaded)
+        self._heap: list[tuple[datetime, str]] = []
+        self._due: dict[str, None] = {}  # persons whose moment has come: an ordered set
+        self.closed = self.dissuaded = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, person_id: str) -> bool:
+        return person_id in self._entries
+
+    def put(self, person_id: str, state: PersonState, next_due: datetime | None) -> None:
+        self.drop(person_id)
+        closed, dissuaded = closed_tally(state)
+        self._entries[person_id] = (next_due, closed, dissuaded)
+        self.closed += closed
+        self.dissuaded += dissuaded
+        if next_due is not None:
+            heapq.heappush(self._heap, (next_due, person_id))
+            if len(self._heap) > 2 * len(self._entries) + 64:  # mostly superseded entries: bound the memory
+                self._compact()
+
+    def drop(self, person_id: str) -> None:
+        entry = self._entries.pop(person_id, None)
+        self._due.pop(person_id, None)
+        if entry is not None:
+            self.closed -= entry[1]
+            self.dissuaded -= entry[2]
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._heap.clear()
+        self._due.clear()
+        self.closed = self.dissuaded = 0
+
+    def due(self, now: datetime) -> list[str]:
+        """The persons whose state can have a finding at `now` (their moment has come, state unchanged since)."""
+        while self._heap and self._heap[0][0] <= now:
+            at, person_id = heapq.heappop(self._heap)
+            entry = self._entries.get(person_id)
+            if entry is not None and entry[0] == at:  # else superseded by a later put, or dropped
+                self._due[person_id] = None
+        return list(self._due)
+
+    def _compact(self) -> None:
+        self._heap = [(at, p) for p, (at, _c, _d) in self._entries.items() if at is not None and p not in self._due]
+        heapq.heapify(self._heap)

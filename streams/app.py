@@ -19,15 +19,16 @@ from prometheus_client import REGISTRY
 
 from streams import metrics
 from streams.catalog import get_catalog
-from streams.faust_transport import broker_urls
+from streams.faust_transport import SplitBatchingProducer, broker_urls
 from streams.settings import ProducerBatching, get_settings
 
 settings = get_settings()
 catalog = get_catalog()
 
 # Until the start-up probe has spoken, assume the quirk: single-record batches are
-# always correct, only slower.
-_single_record_batches = settings.producer_batching is not ProducerBatching.full
+# always correct, only slower. Only changelogs need them (streams.faust_transport).
+if settings.producer_batching is not ProducerBatching.full:
+    SplitBatchingProducer.exact_end_topics = frozenset(t.name for t in catalog.of_kind("changelog"))
 
 app = faust.App(
     catalog.app_id,
@@ -36,8 +37,6 @@ app = faust.App(
     datadir=str(settings.run_dir / "faust" / settings.worker_name),
     # aiokafka has no transactions on Tansu: at-least-once, and every side effect is idempotent.
     processing_guarantee="at_least_once",
-    # aiokafka counts this in bytes: 1 puts every record in its own batch (ListOffsets quirk).
-    **({"producer_max_batch_size": 1} if _single_record_batches else {}),
     producer_linger_ms=settings.producer_linger_ms,
     broker_session_timeout=settings.broker_session_timeout_s,
     broker_heartbeat_interval=settings.broker_heartbeat_interval_s,

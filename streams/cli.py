@@ -59,17 +59,18 @@ def simulate() -> None:
     """Synthetic carrier, bank and app traffic, reference data first."""
     from simulator.traffic import main as run_simulator
 
-    run_simulator(_serve_metrics_resolved())
+    run_simulator(_platform_process_settings())
 
 
-def _serve_metrics_resolved() -> Settings:
-    """Common start of a platform process: servers from the environment, quirks resolved, metrics served."""
+def _platform_process_settings() -> Settings:
+    """Common start of a platform process: servers from the environment, metrics served.
+
+    Only the Faust worker needs the broker's quirks resolved (it alone writes changelogs).
+    """
     from streams.metrics import serve_metrics
-    from streams.quirks import resolve_settings
 
     settings = _servers_from_env(get_settings())
     _setup_logging(settings)
-    settings = resolve_settings(settings)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     return settings
 
@@ -82,15 +83,13 @@ def channel_worker(
     from channels.worker import main as run_channel
     from streams.contracts import Channel
 
-    run_channel(_serve_metrics_resolved(), Channel(channel))
+    run_channel(_platform_process_settings(), Channel(channel))
 
 
 def _partner_settings() -> Settings:
-    from streams.quirks import resolve_settings
-
     settings = _servers_from_env(get_settings())
     _setup_logging(settings)
-    return resolve_settings(settings)
+    return settings
 
 
 @cli.command("bank-consumer")
@@ -118,7 +117,7 @@ def partners() -> None:
     from streams.shutdown import stop_on_signals
     from streams.routing import get_partners
 
-    settings = _serve_metrics_resolved()
+    settings = _platform_process_settings()
     stop = stop_on_signals()
     book = get_partners(settings)
     threads = [threading.Thread(target=bank_consumer_main, args=(settings, code, stop), name=code) for code in book.banks]
@@ -137,7 +136,7 @@ def ledger(ctx: typer.Context) -> None:
     if ctx.invoked_subcommand is None:
         from oversight.ledger import run_ledger
 
-        run_ledger(_serve_metrics_resolved())
+        run_ledger(_platform_process_settings())
 
 
 @ledger_cli.command("rebuild")
@@ -175,7 +174,7 @@ def audit() -> None:
     """Reverse accountability audit (预警成案倒查追责) of every case report."""
     from oversight.audit_worker import run_audit
 
-    run_audit(_serve_metrics_resolved())
+    run_audit(_platform_process_settings())
 
 
 @cli.command()
@@ -183,7 +182,7 @@ def followup() -> None:
     """Follow-up sampling (定期回访抽查) of dissuaded persons, on its schedule."""
     from oversight.followup import run_followup
 
-    run_followup(_serve_metrics_resolved())
+    run_followup(_platform_process_settings())
 
 
 @cli.command()
@@ -196,7 +195,7 @@ def oversight() -> None:
     from oversight.ledger import run_ledger
     from streams.shutdown import stop_on_signals
 
-    settings = _serve_metrics_resolved()
+    settings = _platform_process_settings()
     stop = stop_on_signals()
     threads = [
         threading.Thread(target=run, args=(settings, stop), name=run.__name__)

@@ -30,7 +30,6 @@ SECTIONS = (
     ("alerts by warning type", "antifraud_alerts_total", "typology"),
     ("actions by channel", "antifraud_actions_total", "channel"),
     ("outcomes by result", "antifraud_outcomes_total", "result"),
-    ("dissuasion success rate", "antifraud_dissuasion_success_ratio", None),
     ("bank requests sent", "antifraud_bank_requests_total", "bank", {"status": "apply_sent"}),
     ("simulator offered", "antifraud_simulator_offered_total", "kind"),
 )
@@ -61,12 +60,15 @@ def summarize(platform) -> dict[str, dict[str, float]]:
         totals: dict[str, float] = defaultdict(float)
         for key, value in merged.get(metric, {}).items():
             labels = dict(key[1:])
-            if label is None:  # a ratio: the process that computes it has the figure
-                totals["dissuaded / closed"] = value
-            elif label in labels and all(labels.get(k) == v for k, v in wanted.items()):
+            if label in labels and all(labels.get(k) == v for k, v in wanted.items()):
                 totals[labels[label]] += value
         if totals:
             sections[title] = dict(sorted(totals.items()))
+    # A rate over every worker: each holds the closed alerts of its own partitions.
+    closed = sum(merged.get("antifraud_dissuasion_closed_alerts", {}).values())
+    if closed:
+        dissuaded = sum(merged.get("antifraud_dissuasion_dissuaded_alerts", {}).values())
+        sections["dissuasion success rate"] = {"dissuaded / closed": dissuaded / closed}
     return sections
 
 

@@ -45,8 +45,13 @@ FINAL_OUTCOME = Histogram(
     "antifraud_alert_to_final_outcome_seconds", "From the alert to its final outcome (dissuaded or refused)",
     buckets=DISSUASION_BUCKETS,
 )
-SUCCESS_RATIO = Gauge(
-    "antifraud_dissuasion_success_ratio", "Dissuaded / closed, over the alerts closed within the retention"
+# Counts, not a ratio: each worker holds some partitions' alerts, and only sums over every
+# worker divide into the success rate (the console and Prometheus rules do that division).
+CLOSED_ALERTS = Gauge(
+    "antifraud_dissuasion_closed_alerts", "Alerts closed within the retention, in this worker's partitions"
+)
+DISSUADED_ALERTS = Gauge(
+    "antifraud_dissuasion_dissuaded_alerts", "Of those, closed as dissuaded"
 )
 ALERTS_CLOSED = Counter("antifraud_alerts_closed_total", "Alerts closed, by how", ["result"])
 BANK_REQUESTS = Counter("antifraud_bank_requests_total", "Bank protective requests and acks, by status", ["bank", "status"])

@@ -11,6 +11,7 @@ escalate) or by explicit expiry, which is itself published for oversight to revi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import msgspec
@@ -248,31 +249,46 @@ class Rules:
     def expires_at(self, case: AlertCase) -> datetime:
         return case.opened_at + timedelta(seconds=self.routing.escalation.alert_expiry_s)
 
-    def forgettable(self, state: PersonState, now: datetime) -> bool:
-        """Every alert closed, and every outcome still waiting for its alert, longer ago than the retention."""
+    def forget_at(self, state: PersonState) -> datetime | None:
+        """When the state becomes forgettable: every alert closed, and every outcome still waiting for its
+        alert, longer ago than the retention. None while an alert is open (or there is nothing to forget)."""
+        if not (state.alerts or state.pending) or any(c.is_open for c in state.alerts.values()):
+            return None
         retention = timedelta(seconds=self.routing.escalation.closed_retention_s)
-        return bool(state.alerts or state.pending) and all(
-            not c.is_open and c.closed_at + retention <= now for c in state.alerts.values()
-        ) and all(o.finished_at + retention <= now for o in state.pending)
+        return max([c.closed_at + retention for c in state.alerts.values()]
+                   + [o.finished_at + retention for o in state.pending])
 
-    def due(self, person_id: str, state: PersonState, now: datetime) -> list[TimerDue]:
-        found = []
+    def forgettable(self, state: PersonState, now: datetime) -> bool:
+        at = self.forget_at(state)
+        return at is not None and at <= now
+
+    def _moments(self, state: PersonState) -> Iterator[tuple[datetime, str, DueKind, str]]:
+        """(from when, alert id, kind, ref) of everything the timer can find in the state, in the order `due`
+        lists them. Each is found at every moment from then on, until the state changes: `due` and
+        `next_due` both read this, so the timer's index and its findings cannot drift apart."""
         renew_before = timedelta(seconds=self.routing.bank_requests.renew_before_s)
         for alert_id, case in state.alerts.items():
             if not case.is_open:
                 continue
-            found += [TimerDue(person_id, alert_id, DueKind.deadline, t.action.action_id, now)
-                      for t in case.actions.values()
-                      if t.sla_tracked and not t.settled and not t.breached and t.action.deadline <= now]
-            if now >= self.expires_at(case):
-                found.append(TimerDue(person_id, alert_id, DueKind.expiry, "", now))
-            found += [TimerDue(person_id, alert_id, DueKind.renewal, r.request_id, now)
-                      for r in case.bank_requests.values()
-                      if r.status in ("applied", "renewed") and r.renewals < self.routing.bank_requests.max_renewals
-                      and r.expires_at - renew_before <= now]
-        if self.forgettable(state, now):
-            found.append(TimerDue(person_id, "", DueKind.forget, "", now))
-        return found
+            for t in case.actions.values():
+                if t.sla_tracked and not t.settled and not t.breached:
+                    yield t.action.deadline, alert_id, DueKind.deadline, t.action.action_id
+            yield self.expires_at(case), alert_id, DueKind.expiry, ""
+            for r in case.bank_requests.values():
+                if r.status in ("applied", "renewed") and r.renewals < self.routing.bank_requests.max_renewals:
+                    yield r.expires_at - renew_before, alert_id, DueKind.renewal, r.request_id
+        forget_at = self.forget_at(state)
+        if forget_at is not None:
+            yield forget_at, "", DueKind.forget, ""
+
+    def due(self, person_id: str, state: PersonState, now: datetime) -> list[TimerDue]:
+        return [TimerDue(person_id, alert_id, kind, ref, now)
+                for at, alert_id, kind, ref in self._moments(state) if at <= now]
+
+    def next_due(self, state: PersonState) -> datetime | None:
+        """The earliest moment `due` finds anything in this state (None: never, unless the state changes).
+        `due(state, t)` is empty for every t before it and not empty from it on."""
+        return min((at for at, *_ in self._moments(state)), default=None)
 
     # --------------------------------------------------------------------------- helpers
     def _track(self, case: AlertCase, planned: list[Planned]) -> list[Planned]:

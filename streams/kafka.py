@@ -1,20 +1,19 @@
 """confluent-kafka client configuration, one place for every process.
 
 The broker-specific settings (see streams.quirks) are applied here so that no client
-anywhere forgets them.
+anywhere forgets them. These clients never write a changelog, the only kind of topic
+whose end offsets anybody trusts, so the ListOffsets quirk leaves their batching alone
+(streams.faust_transport); readers that need a topic's real end use `exact_end_offsets`.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from streams.settings import ProducerBatching, Settings
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-
-def _resolved(settings: Settings) -> ProducerBatching:
-    if settings.producer_batching is ProducerBatching.auto:
-        raise RuntimeError("producer batching is unresolved: call streams.quirks.resolve_settings() first")
-    return settings.producer_batching
+from streams.settings import Settings
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -28,9 +27,6 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # the partition that holds the person's table state (librdkafka's default is CRC32).
         "partitioner": "murmur2_random",
     }
-    if _resolved(settings) is ProducerBatching.single:
-        # Tansu's ListOffsets sees only the last batch's base offset: one record per batch keeps it exact.
-        config["batch.num.messages"] = 1
     config.update(overrides)
     return config
 
@@ -53,3 +49,41 @@ def consumer_config(settings: Settings, group_id: str | None = None, **overrides
 
 def admin_config(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.kafka_bootstrap_servers}
+
+
+def exact_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_s: float = 30.0) -> dict[tuple[str, int], int]:
+    """Each partition's end offset, exact even on a broker with the ListOffsets quirk.
+
+    Tansu answers ListOffsets "latest" with the last batch's base offset + 1, so after a
+    batched write it is short. A fetch's own high watermark is exact: read on from the
+    listed end until each partition reports EOF (on Kafka that is at once).
+    """
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "antifraud-end-offsets",
+                       "enable.auto.commit": False, "enable.partition.eof": True,
+                       # Tansu parks an empty fetch for the whole wait: an EOF costs at least this.
+                       "fetch.wait.max.ms": 10})
+    try:
+        ends: dict[tuple[str, int], int] = {}
+        start = []
+        for tp in partitions:
+            _, high = reader.get_watermark_offsets(tp, timeout=timeout_s, cached=False)
+            ends[(tp.topic, tp.partition)] = high
+            if high > 0:  # a quirky 0 is not possible: a batch at base 0 lists 1
+                start.append(TopicPartition(tp.topic, tp.partition, high))
+        open_ = {(tp.topic, tp.partition) for tp in start}
+        reader.assign(start)
+        deadline = time.monotonic() + timeout_s
+        while open_ and time.monotonic() < deadline:
+            for message in reader.consume(1000, timeout=0.5):
+                key = (message.topic(), message.partition())
+                error = message.error()
+                if error is None:
+                    ends[key] = max(ends[key], message.offset() + 1)
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    ends[key] = max(ends[key], message.offset())
+                    open_.discard(key)
+        if open_:
+            raise TimeoutError(f"no end of partition reached in {timeout_s:.0f} s: {sorted(open_)}")
+        return ends
+    finally:
+        reader.close()

@@ -3,8 +3,10 @@
 Tansu 0.6.0 (the embedded broker) answers ListOffsets "latest" with the base offset of
 the last batch + 1, ignoring the batch's other records. Faust recovers its tables up to
 that offset, so with normal batching a restarted worker would lose table updates (and a
-RocksDB store refuses to start). One record per batch makes it exact. A real Kafka
-cluster does not have the quirk and keeps full batching.
+RocksDB store refuses to start). One record per batch makes it exact; only the
+changelogs need it (streams.faust_transport), and readers that need another topic's
+real end ask streams.kafka.exact_end_offsets. A real Kafka cluster does not have the
+quirk and keeps full batching everywhere.
 """
 
 from __future__ import annotations

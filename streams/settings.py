@@ -23,7 +23,7 @@ class ProducerBatching(str, Enum):
     """How producers batch records; see streams.quirks for why this exists."""
 
     auto = "auto"  # probe the broker at start-up and choose
-    single = "single"  # one record per batch: exact ListOffsets on Tansu
+    single = "single"  # changelog records one per batch: exact ListOffsets on Tansu
     full = "full"  # normal batching: a real Kafka cluster
 
 
@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     )
     producer_batching: ProducerBatching = Field(
         ProducerBatching.auto,
-        description="auto probes the broker; single = one record per batch (Tansu "
-        "ListOffsets quirk); full = normal batching.",
+        description="auto probes the broker; single = changelog records one per batch, so "
+        "Faust recovers tables exactly despite Tansu's ListOffsets quirk (other topics batch); "
+        "full = normal batching everywhere.",
     )
     broker_session_timeout_s: float = Field(
         6.0,
@@ -77,6 +78,15 @@ class Settings(BaseSettings):
     )
     worker_name: str = Field(
         "worker-1", description="Name of this stream worker; its table stores live in run_dir/faust/<name>."
+    )
+    worker_processes: int = Field(
+        1,
+        ge=1,
+        description="Stream worker processes `antifraud up` starts (worker-1, worker-2, ...): the same agents in "
+        "one consumer group, splitting the partitions (4 per topic: beyond 4 they idle). One worker is CPU-bound "
+        "on one core; 2 drained the bench's whole chain ~1.6x as fast on 2 cores, but 2 of a few tiny bench runs "
+        "with two workers left an input partition's commit stuck (docs/performance.md), so 1 until that is "
+        "understood.",
     )
     log_level: str = Field("INFO", description="Log level of the platform's own loggers.")
     metrics_port: int = Field(

@@ -1,10 +1,11 @@
 """`antifraud up`: the whole platform as child processes of one command.
 
 Starts what is not given by the environment (embedded broker, Valkey), creates every
-topic from topics.yaml, probes the broker, then starts the stream worker, the channel
-workers and the simulator, each with its own Prometheus endpoint, and shows a live
-summary. Ctrl-C (or SIGTERM) stops every child; children also get PR_SET_PDEATHSIG, so
-none outlives a supervisor that is killed outright.
+topic from topics.yaml, probes the broker, then starts the stream workers
+(ANTIFRAUD_WORKER_PROCESSES of them, in one consumer group), the channel workers and the
+simulator, each with its own Prometheus endpoint, and shows a live summary. Ctrl-C (or
+SIGTERM) stops every child; children also get PR_SET_PDEATHSIG, so none outlives a
+supervisor that is killed outright.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     for line in report.lines():
         log.info("topics: %s", line)
     platform.settings = resolve_settings(settings)
-    platform.spawn("worker", "worker")
+    spawn_stream_workers(platform, settings.worker_processes)
     for channel in CHANNEL_WORKERS:
         platform.spawn(f"ch-{channel.value}", "channel-worker", "--channel", channel.value)
     platform.spawn("partners", "partners")  # the banks' and carriers' side, for the embedded default
@@ -152,6 +153,25 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     if with_simulator:
         platform.spawn("simulator", "simulate")
     return platform
+
+
+def worker_names(count: int, prefix: str = "worker") -> list[str]:
+    """worker-1 .. worker-<count>: child names, log files and ANTIFRAUD_WORKER_NAME (table store directory)."""
+    return [f"{prefix}-{n}" for n in range(1, count + 1)]
+
+
+def spawn_stream_workers(
+    platform: Platform, count: int, args: tuple[str, ...] = ("worker",), module: str = "streams.cli",
+    prefix: str = "worker", **extra_env: str,
+) -> list[Child]:
+    """`count` stream workers in one consumer group (the app id): Faust splits the partitions among them.
+
+    Each has its own name, so its own log and its own table stores (run_dir/faust/<name>:
+    two processes must never open the same RocksDB), and, like every child, its own
+    metrics port; the console adds their metrics up.
+    """
+    return [platform.spawn(name, *args, module=module, **{**extra_env, "ANTIFRAUD_WORKER_NAME": name})
+            for name in worker_names(count, prefix)]
 
 
 def console_port() -> int:

@@ -4,13 +4,15 @@ bank in a thread, alerts, outcomes and transfers produced straight onto their to
 The SLA of high-tier visits is 4 s here (a routing.yaml of the test's own), so the timer
 is seen to fire without sleeping in the test: it waits for the records the timer causes.
 Outcomes are produced with librdkafka's default partitioner, as a channel worker does; the
-agent must still bring them to the person's alert_state.
+agent must still bring them to the person's alert_state. The last test restarts the
+worker: its timer must find the deadlines in the state it recovers, not only in what it writes.
 """
 
 from __future__ import annotations
 
 import threading
 import zlib
+from datetime import timedelta
 
 import httpx
 import msgspec
@@ -20,7 +22,7 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from channels.partners import bank_consumer_main
-from dissuasion_builders import alert, new_person, outcome, transfer
+from dissuasion_builders import alert, new_person, now, outcome, transfer
 from streams.catalog import get_catalog
 from streams.contracts.actions import Action, Channel, Result
 from streams.contracts.alerts import Tier
@@ -39,7 +41,8 @@ VISIT_SLA_S = 4
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
+def escalate_worker(tmp_path_factory):
+    """The module's worker on its own servers, and the environment it runs with (a test restarts it)."""
     run_dir = tmp_path_factory.mktemp("escalate")
     routing = yaml.safe_load((PROJECT_ROOT / "routing.yaml").read_text())
     routing["tiers"]["high"]["actions"][0]["sla_s"] = VISIT_SLA_S
@@ -47,15 +50,21 @@ def platform(tmp_path_factory):
     routing_file = run_dir / "routing.yaml"
     routing_file.write_text(yaml.safe_dump(routing, allow_unicode=True))
 
-    own = worker_on_own_servers(run_dir, ANTIFRAUD_ROUTING_FILE=str(routing_file))
-    settings, worker = own.settings, own.worker
+    env = {"ANTIFRAUD_ROUTING_FILE": str(routing_file)}
+    own = worker_on_own_servers(run_dir, **env)
     stop = threading.Event()
-    bank = threading.Thread(target=bank_consumer_main, args=(settings, "ICBC", stop), daemon=True)
+    bank = threading.Thread(target=bank_consumer_main, args=(own.settings, "ICBC", stop), daemon=True)
     bank.start()
-    yield settings, worker
+    yield own, env
     stop.set()
     bank.join(15)
     own.stop()
+
+
+@pytest.fixture
+def platform(escalate_worker):
+    own, _env = escalate_worker
+    return own.settings, own.worker  # the worker of the moment
 
 
 def produce(settings, topic_id: str, records, partitioner: str = "murmur2_random") -> None:
@@ -178,7 +187,8 @@ def test_dissuaded_closes_the_alert_and_releases_the_bank_measures(platform):
     wait_for_metric(settings, worker, "antifraud_bank_requests_total", 1, bank="ICBC", status="released")
     assert metric(worker, "antifraud_alerts_closed_total", result="dissuaded") >= 1
     assert metric(worker, "antifraud_alert_to_final_outcome_seconds_count") >= 1
-    wait_for_metric(settings, worker, "antifraud_dissuasion_success_ratio", 0.01)
+    wait_for_metric(settings, worker, "antifraud_dissuasion_dissuaded_alerts", 1)
+    assert metric(worker, "antifraud_dissuasion_closed_alerts") >= metric(worker, "antifraud_dissuasion_dissuaded_alerts")
 
 
 def test_a_visit_not_confirmed_by_its_deadline_sends_a_supervisor(platform):
@@ -193,3 +203,27 @@ def test_a_visit_not_confirmed_by_its_deadline_sends_a_supervisor(platform):
     assert (escalation.reason, escalation.trigger) == (EscalationReason.sla_breach, visit.action_id)
     assert escalation.action_ids == [supervisor.action_id]
     assert metric(worker, "antifraud_sla_breaches_total", tier="high") >= 1
+
+
+def test_a_restarted_worker_finds_the_deadlines_in_the_state_it_recovers(escalate_worker):
+    """The timer's index is built from the recovered table, not only from what the agent writes after a start."""
+    own, env = escalate_worker
+    settings = own.settings
+    a = alert(new_person(), Tier.high, at=now() + timedelta(seconds=15))  # its visit is due after the restart
+    produce(settings, "alerts", [a])
+    [visit] = actions_of(settings, a.alert_id, Channel.police_visit, 1, reason="initial")
+    changelog = next(t for t in CATALOG.of_kind("changelog") if t.table == "alert_state")
+    stored = Reader(settings.kafka_bootstrap_servers, changelog.name)
+    try:
+        stored.read_until(lambda ms: any(m.key() and a.person_id in m.key().decode() for m in ms), timeout=60)
+    finally:
+        stored.close()
+
+    own.platform.stop_child(own.worker)
+    stopped_at = now()
+    assert stopped_at < visit.deadline, "the worker took too long to stop: the test proves nothing"
+    own.worker = own.platform.spawn("worker", "worker", **env)
+    [supervisor] = actions_of(settings, a.alert_id, Channel.police_visit, 1, reason="sla_breach")
+    assert supervisor.created_at > stopped_at  # found by the restarted worker
+    [escalation] = escalations_of(settings, a.alert_id)
+    assert (escalation.reason, escalation.trigger) == (EscalationReason.sla_breach, visit.action_id)

@@ -1,7 +1,12 @@
-"""The escalation rules (streams.escalation), one rule per test, without Kafka: pure state in, effects out."""
+"""The escalation rules (streams.escalation), one rule per test, without Kafka: pure state in, effects out.
+
+Every state a test builds is also checked against the timer's index: `next_due` must be the
+first moment `due` finds anything in it (CheckedRules).
+"""
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -19,16 +24,56 @@ from streams.contracts.dissuasion import (
     RequestKind,
     TimerDue,
 )
-from streams.alert_state import PersonState
+from streams.alert_state import DueIndex, PersonState, closed_tally
 from streams.escalation import Rules
 from streams.routing import get_partners, get_routing
 
 ROUTING = get_routing()
+BEFORE = [timedelta(microseconds=1), timedelta(seconds=1), timedelta(hours=1), timedelta(days=1), timedelta(days=30)]
+AFTER = [timedelta(0), timedelta(microseconds=1), timedelta(hours=1), timedelta(days=30)]
+
+
+def assert_next_due_is_the_first_finding(rules: Rules, state: PersonState) -> None:
+    """`due` finds nothing before `next_due` and something from it on (state unchanged); never anything if None."""
+    due = functools.partial(Rules.due, rules, "P-probe", state)  # Rules.due: not CheckedRules.due, which calls this
+    first = Rules.next_due(rules, state)
+    if first is None:
+        assert all(due(now() + d) == [] for d in AFTER + [timedelta(days=3650)])
+        return
+    assert all(due(first - d) == [] for d in BEFORE), f"due finds something before next_due {first}"
+    assert now() >= first or due(now()) == []
+    assert all(due(first + d) for d in AFTER), f"due finds nothing at or after next_due {first}"
+
+
+def _checking(method):
+    @functools.wraps(method)
+    def checked(self, state, *args, **kwargs):
+        result = method(self, state, *args, **kwargs)
+        assert_next_due_is_the_first_finding(self, state)
+        return result
+
+    return checked
+
+
+class CheckedRules(Rules):
+    """The rules, checking next_due against due on every state a handler leaves and every state `due` sees."""
+
+    on_alert = _checking(Rules.on_alert)
+    hold = _checking(Rules.hold)
+    on_outcome = _checking(Rules.on_outcome)
+    on_transfer = _checking(Rules.on_transfer)
+    on_due = _checking(Rules.on_due)
+    on_bank_ack = _checking(Rules.on_bank_ack)
+    on_carrier_ack = _checking(Rules.on_carrier_ack)
+
+    def due(self, person_id, state, now):
+        assert_next_due_is_the_first_finding(self, state)
+        return super().due(person_id, state, now)
 
 
 @pytest.fixture
 def rules() -> Rules:
-    return Rules(ROUTING, get_partners())
+    return CheckedRules(ROUTING, get_partners())
 
 
 def opened(rules: Rules, tier: Tier, **kw):
@@ -228,3 +273,111 @@ def test_an_outcome_read_before_its_alert_is_applied_when_the_alert_comes(rules)
     rules.hold(early_state, outcome(call, Result.dissuaded))
     effects = rules.on_alert(early_state, a)
     assert [c.result for c in effects.closures] == ["dissuaded"] and early_state.pending == []
+
+
+# ------------------------------------------------------------------------ the timer's index
+def applied_bank_request(rules: Rules):
+    state, case = opened(rules, Tier.medium)
+    apply = rules.on_transfer(state, transfer(case.alert.person_id), now()).bank[0]
+    rules.on_bank_ack(state, case.alert.alert_id, BankAck(request_id=apply.request_id, bank="CCB", kind=RequestKind.apply,
+                                                          status=AckStatus.applied, acked_at=now(), signature="0" * 64), now())
+    return state, case, apply
+
+
+def test_next_due_is_the_moment_of_the_first_finding_of_each_kind(rules):
+    retention = timedelta(seconds=ROUTING.escalation.closed_retention_s)
+
+    def first_found(state, at):
+        assert rules.next_due(state) == at
+        return [d.due for d in rules.due("P-x", state, at)]
+
+    state, case = opened(rules, Tier.high)
+    assert first_found(state, action_on(case, Channel.police_visit).deadline) == [DueKind.deadline]
+    state, case = opened(rules, Tier.low)  # no SLA-tracked action
+    assert first_found(state, rules.expires_at(case)) == [DueKind.expiry]
+    state, case, apply = applied_bank_request(rules)
+    assert first_found(state, apply.expires_at - timedelta(seconds=ROUTING.bank_requests.renew_before_s)) == [
+        DueKind.renewal]
+    rules.on_outcome(state, outcome(action_on(case, Channel.hotline_call), Result.dissuaded), now())
+    assert first_found(state, case.closed_at + retention) == [DueKind.forget]
+    waiting = PersonState(partition=0)  # an outcome whose alert never came
+    held = outcome(action_on(case, Channel.app_push), Result.delivered)
+    rules.hold(waiting, held)
+    assert first_found(waiting, held.finished_at + retention) == [DueKind.forget]
+    assert rules.next_due(PersonState(partition=0)) is None
+
+
+def test_the_index_finds_whom_a_full_scan_finds(rules):
+    """Built from the same states, the index names at every moment exactly the persons `due` finds something for."""
+    states = {}
+    for tier in (Tier.low, Tier.medium, Tier.high, Tier.funds_warning):
+        for at in (now(), now() - timedelta(hours=2)):  # deadlines to come, and passed
+            state, case = opened(rules, tier, at=at)
+            states[case.alert.person_id] = state
+    state, case, _apply = applied_bank_request(rules)
+    states[case.alert.person_id] = state
+    state, case = opened(rules, Tier.medium)
+    rules.on_outcome(state, outcome(action_on(case, Channel.hotline_call), Result.dissuaded), now())
+    states[case.alert.person_id] = state
+    index = DueIndex()
+    for person_id, state in states.items():
+        index.put(person_id, state, rules.next_due(state))
+    moments = {rules.next_due(s) for s in states.values()}
+    probes = [now()] + [m + d for m in moments for d in (-timedelta(microseconds=1), timedelta(0))]
+    for t in sorted(probes):  # forward, as the wall clock goes
+        assert set(index.due(t)) == {p for p, s in states.items() if rules.due(p, s, t)}, t
+
+
+def test_a_person_stays_due_until_their_state_is_written(rules):
+    t0, s = now(), PersonState(partition=0)
+    index = DueIndex()
+    index.put("a", s, t0 + timedelta(seconds=10))
+    index.put("b", s, t0 + timedelta(seconds=20))
+    index.put("c", s, None)  # nothing can become due
+    assert index.due(t0) == []
+    assert index.due(t0 + timedelta(seconds=10)) == ["a"]
+    assert index.due(t0 + timedelta(seconds=11)) == ["a"]  # not settled yet: found again, as the full scan did
+    index.put("a", s, t0 + timedelta(seconds=30))  # written: its next moment
+    assert index.due(t0 + timedelta(seconds=20)) == ["b"]
+    index.put("b", s, t0 + timedelta(seconds=20))  # written, the same moment: still due
+    assert index.due(t0 + timedelta(seconds=20)) == ["b"]
+    index.drop("b")  # forgotten
+    for at in (40, 50, 40):  # moved back and forth: one person, once
+        index.put("d", s, t0 + timedelta(seconds=at))
+    assert sorted(index.due(t0 + timedelta(days=1))) == ["a", "d"]
+    assert len(index) == 3 and "b" not in index
+    index.clear()
+    assert index.due(t0 + timedelta(days=1)) == [] and len(index) == 0
+
+
+def test_the_index_keeps_its_heap_bounded():
+    t0, s = now(), PersonState(partition=0)
+    index = DueIndex()
+    for n in range(10_000):
+        index.put(f"P-{n % 10}", s, t0 + timedelta(seconds=n))
+    assert len(index._heap) <= 2 * len(index) + 64
+    assert sorted(index.due(t0 + timedelta(days=1))) == [f"P-{n}" for n in range(10)]
+
+
+def test_the_index_tallies_closed_and_dissuaded_alerts_as_they_change(rules):
+    """The success ratio's counts follow closing, re-opening and forgetting, as a full scan would count them."""
+    index = DueIndex()
+
+    def put(state):
+        index.put(next(iter(state.alerts.values())).alert.person_id, state, rules.next_due(state))
+
+    dissuaded, case = opened(rules, Tier.medium)
+    rules.on_outcome(dissuaded, outcome(action_on(case, Channel.hotline_call), Result.dissuaded), now())
+    put(dissuaded)
+    refused, top = opened(rules, Tier.funds_warning)
+    put(refused)
+    assert (index.closed, index.dissuaded) == closed_tally(dissuaded) == (1, 1)
+    rules.on_outcome(refused, outcome(action_on(top, Channel.police_visit), Result.refused), now())
+    put(refused)
+    assert (index.closed, index.dissuaded) == (2, 1)
+    upgrade = alert(case.alert.person_id, Tier.high, alert_id=case.alert.alert_id, version=2, previous_tier=Tier.medium)
+    rules.on_alert(dissuaded, upgrade)  # at risk again: re-opened
+    put(dissuaded)
+    assert case.is_open and (index.closed, index.dissuaded) == (1, 0)
+    index.drop(top.alert.person_id)  # forgotten
+    assert (index.closed, index.dissuaded) == (0, 0)

@@ -159,3 +159,40 @@ def test_each_message_lands_in_exactly_one_place(worker_on_own_broker):
     reader = Reader(settings.kafka_bootstrap_servers, CATALOG.topic("dead_letter").name)  # any poll loop will do
     reader.read_until(lambda _m: tally.update(ingest_tally(worker.metrics_url)) or tally == expected_tally, 30)
     reader.close()
+
+
+def test_a_batch_of_one_partition_writes_its_tally_once(tmp_path):
+    """Many events of one input partition in one micro-batch: one ingest_tally changelog record, not one each."""
+    events = 40
+    # The wait never ends first, so the batch is handed over only when full: all the events are one batch.
+    own = worker_on_own_servers(
+        tmp_path, ANTIFRAUD_INGEST_BATCH_SIZE=str(events), ANTIFRAUD_INGEST_BATCH_WITHIN_S="3600"
+    )
+    try:
+        settings = own.settings
+        source = CATALOG.topic("in_telecom")
+        partition = source.partitions - 1  # not 0: the record's partition shows where Faust routed the write
+        producer = Producer(producer_config(settings))
+        now = datetime.now(timezone.utc).isoformat()
+        for n in range(events):
+            message = example_for("in_telecom", f"one-batch-{n}", event_time=now)
+            producer.produce(source.name, json.dumps(message).encode(), partition=partition)
+        assert producer.flush(30) == 0
+
+        changelog = next(spec for spec in CATALOG.of_kind("changelog") if spec.table == "ingest_tally")
+        key = f"{source.id}:{partition}"
+
+        def of_key(records: list) -> list:
+            return [r for r in records if json.loads(r.key()) == key]  # Faust tables JSON-encode their keys
+
+        reader = Reader(settings.kafka_bootstrap_servers, changelog.name)
+        try:
+            reader.read_until(of_key, timeout=90)
+            records = of_key(reader.read_for(3.0))  # and prove no more come
+        finally:
+            reader.close()
+        assert len(records) == 1, f"{len(records)} tally writes for one batch of {events} events"
+        assert records[0].partition() == partition
+        assert json.loads(records[0].value()) == {"accepted": events, "last_offset": events - 1}
+    finally:
+        own.stop()

@@ -81,6 +81,17 @@ def test_the_results_say_what_was_measured_and_where(tiny_results):
 
 
 @pytest.mark.timeout(180)
+def test_the_worker_processes_are_counted(tiny_results):
+    assert tiny_results["config"]["workers"] == 1
+    chain, [step] = tiny_results["chain"], tiny_results["latency"]["steps"]
+    assert chain["workers"] == 1 and tiny_results["latency"]["workers"] == 1
+    assert chain["resources"]["worker"]["processes"] == 1
+    assert step["resources"]["worker"]["processes"] == 1
+    [ingest] = tiny_results["stages"]
+    assert ingest["workers"] == 1 and ingest["resources"]["worker"]["processes"] == 1
+
+
+@pytest.mark.timeout(180)
 def test_the_docs_block_is_rewritten_from_the_results(tiny_results, tmp_path):
     doc = tmp_path / "performance.md"
     doc.write_text(f"# Performance\n\nhand-written\n\n{BEGIN}\nold\n{END}\n\nmore hand-written\n")
@@ -88,7 +99,8 @@ def test_the_docs_block_is_rewritten_from_the_results(tiny_results, tmp_path):
     text = doc.read_text()
     assert "old" not in text and "hand-written" in text and "more hand-written" in text
     assert markdown(tiny_results, "x.json") in text
-    assert "| whole chain" in text and "| Faust pass-through" in text
+    assert "| whole chain, 1 worker " in text and "| Faust pass-through" in text
+    assert "worker processes 1 (whole chain and latency" in text
 
 
 # ------------------------------------------------------------------ the arithmetic, no servers

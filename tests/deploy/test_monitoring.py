@@ -28,7 +28,7 @@ PLATFORM_METRICS = {
     "antifraud_stage_latency_seconds", "antifraud_alerts_total", "antifraud_alerts_suppressed_total",
     "antifraud_waiting_on_valkey", "antifraud_actions_total", "antifraud_outcomes_total",
     "antifraud_gateway_circuit_open", "antifraud_sla_breaches_total", "antifraud_escalations_total",
-    "antifraud_dissuasion_success_ratio", "antifraud_bank_requests_total", "antifraud_events_accepted_total",
+    "antifraud_dissuasion_closed_alerts", "antifraud_dissuasion_dissuaded_alerts", "antifraud_bank_requests_total", "antifraud_events_accepted_total",
 }
 METRIC = re.compile(r"\b((?:antifraud|faust)_[a-z0-9_]+)\b")
 HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")

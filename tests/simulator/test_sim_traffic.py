@@ -4,7 +4,6 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 import msgspec
-import pytest
 from prometheus_client import REGISTRY
 
 from simulator.traffic import CN_TZ, TrafficSimulator
@@ -34,12 +33,6 @@ def drive(sim: TrafficSimulator, n: int) -> None:
 def decoded(message):
     topic, _, payload = message
     return msgspec.json.decode(payload, type=contract(INPUTS[topic].contract))
-
-
-def test_refuses_unresolved_batching():
-    with pytest.raises(RuntimeError, match="resolve"):
-        TrafficSimulator(Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", producer_batching="auto"),
-                         n_persons=10, n_intel=10)
 
 
 def test_seed_reference_goes_through_update_topics():

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import psutil
 
 
@@ -31,9 +32,27 @@ def read_lines_until(process: subprocess.Popen, pattern: re.Pattern, timeout: fl
     raise AssertionError(f"no line matched {pattern.pattern!r} in {timeout:.0f} s:\n{''.join(seen[-20:])}")
 
 
+def assert_every_worker_gets_events(urls: dict[str, str], timeout: float) -> None:
+    """The group split the partitions: every worker has read input events (its own counter)."""
+    deadline, counts = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        for worker, url in urls.items():
+            try:
+                text = httpx.get(url, timeout=1.0).text
+            except httpx.HTTPError:
+                continue
+            counts[worker] = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                                 if line.startswith("antifraud_events_in_total{"))
+        if len(counts) == len(urls) and all(counts.values()):
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"input events read per worker: {counts}")
+
+
 def test_up_shows_traffic_and_ctrl_c_stops_every_child(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
-    env.update(ANTIFRAUD_RUN_DIR=str(tmp_path), ANTIFRAUD_SIMULATOR_RATE="100", PYTHONUNBUFFERED="1")
+    env.update(ANTIFRAUD_RUN_DIR=str(tmp_path), ANTIFRAUD_SIMULATOR_RATE="100", PYTHONUNBUFFERED="1",
+               ANTIFRAUD_WORKER_PROCESSES="2")  # two stream workers share the group: both start and stop
     env.pop("ANTIFRAUD_PRODUCER_BATCHING", None)  # `up` must probe its own broker
     up = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "up"],
@@ -45,11 +64,21 @@ def test_up_shows_traffic_and_ctrl_c_stops_every_child(tmp_path):
     try:
         lines = read_lines_until(up, re.compile(r"events in: .*in_telecom=[1-9].*invalid"), timeout=60)
         output = "".join(lines)
-        assert re.search(r"worker\s+pid \d+\s+metrics http://127\.0\.0\.1:\d+/metrics", output)
+        urls = {}
+        for worker in ("worker-1", "worker-2"):
+            found = re.search(worker + r"\s+pid \d+\s+metrics (http://127\.0\.0\.1:\d+/metrics)", output)
+            assert found
+            urls[worker] = found.group(1)
+        assert_every_worker_gets_events(urls, timeout=30)
         assert re.search(r"simulator\s+pid \d+\s+metrics http://127\.0\.0\.1:\d+/metrics", output)
         family = psutil.Process(up.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in family)
         assert "broker" in names and "valkey-server" in names and "worker" in names and "simulate" in names
+        workers = [p for p in family if p.cmdline()[-1:] == ["worker"]]
+        assert len(workers) == 2
+        assert {p.environ().get("ANTIFRAUD_WORKER_NAME") for p in workers} == {"worker-1", "worker-2"}
+        # Each worker its own table stores: two processes never open one RocksDB.
+        assert {d.name for d in (tmp_path / "faust").iterdir()} >= {"worker-1", "worker-2"}
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
