@@ -55,8 +55,8 @@ def exact_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_
     """Each partition's end offset, exact even on a broker with the ListOffsets quirk.
 
     Tansu answers ListOffsets "latest" with the last batch's base offset + 1, so after a
-    batched write it is short. A fetch's own high watermark is exact: read on from the
-    listed end until each partition reports EOF (on Kafka that is at once).
+    batched write it is short. A fetch's own high watermark is exact: fetch once from the
+    listed end and take the watermark the answer carries (on Kafka they are the same).
     """
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "antifraud-end-offsets",
                        "enable.auto.commit": False, "enable.partition.eof": True,
@@ -74,13 +74,16 @@ def exact_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_
         reader.assign(start)
         deadline = time.monotonic() + timeout_s
         while open_ and time.monotonic() < deadline:
+            answered = set()
             for message in reader.consume(1000, timeout=0.5):
-                key = (message.topic(), message.partition())
                 error = message.error()
-                if error is None:
-                    ends[key] = max(ends[key], message.offset() + 1)
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    ends[key] = max(ends[key], message.offset())
+                if error is None or error.code() == KafkaError._PARTITION_EOF:
+                    answered.add((message.topic(), message.partition()))
+            for key in answered & open_:
+                # The watermark of the last fetch answer: exact, even while the partition grows.
+                _, fetched_high = reader.get_watermark_offsets(TopicPartition(*key), cached=True)
+                if fetched_high >= 0:
+                    ends[key] = max(ends[key], fetched_high)
                     open_.discard(key)
         if open_:
             raise TimeoutError(f"no end of partition reached in {timeout_s:.0f} s: {sorted(open_)}")
