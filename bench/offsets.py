@@ -40,7 +40,7 @@ class Offsets:
 
     def ends(self, tps: Iterable[TP]) -> dict[TP, int]:
         # Exact: the platform's sinks batch, and Tansu's listed end is short after a batch.
-        found = exact_end_offsets(self.bootstrap, [TopicPartition(t, p) for t, p in tps])
+        found = exact_end_offsets(self.bootstrap, [TopicPartition(t, p) for t, p in tps], timeout_s=2.0)
         return {tp: max([high] + [t.get(tp, 0) for t in self._tracked]) for tp, high in found.items()}
 
     def _group(self, group: str) -> Consumer:
