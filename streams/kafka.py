@@ -88,7 +88,7 @@ def exact_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_
                 if fetched_high >= 0:
                     ends[key] = max(ends[key], fetched_high)
                     open_.discard(key)
-        if open_:  # seen on partitions written hard while being read: the listed end is all we have
+        if open_:  # seen on large partitions (Tansu answers fetches on them slowly): the listed end is all we have
             log.warning("exact end offsets: no fetch answer in %.0f s from %s; using the listed ends", timeout_s,
                         sorted(open_))
         return ends
