@@ -24,14 +24,12 @@ def spawn_workers(
     """`count` workers in one consumer group, as `antifraud up` starts them (streams.supervisor).
 
     group None: the real `antifraud worker` in the platform's group, named worker-1..N;
-    else bench.stage_worker with `stages` in `group`. One worker of a stage keeps the
-    default worker name (run_dir/faust/worker-1); several get their own, as they must.
+    else bench.stage_worker with `stages` in `group`, named worker-<stages>-1..N: each with
+    its own table store, so every phase starts empty and recovers from its changelogs.
     """
     if group is None:
         return spawn_stream_workers(platform, count, **env)
     args, prefix = ("--group", group, *stages), f"worker-{'+'.join(stages)}"
-    if count == 1:
-        return [spawn_module(platform, prefix, "bench.stage_worker", *args, **env)]
     return spawn_stream_workers(platform, count, args, module="bench.stage_worker", prefix=prefix, **env)
 
 

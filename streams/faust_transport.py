@@ -1,4 +1,4 @@
-"""Faust's aiokafka transport with two broker quirks handled: the fetch wait and per-topic batching.
+"""Faust's aiokafka transport with two broker quirks handled and two Faust races closed.
 
 Fetch wait: faust-streaming hard-codes fetch_max_wait_ms=1500. Tansu does not wake a
 parked fetch when data arrives, so every hop would add up to 1.5 s of latency; the wait
@@ -10,6 +10,10 @@ Faust recovers up to ListOffsets "latest". Every other topic is read by fetching
 sees every record (the fetch's own high watermark is exact), so it keeps full batching:
 one record per batch costs ~28x in produce rate (docs/performance.md).
 
+Races: records fetched around the end of a rebalance were lost, by Faust's live set of
+active partitions (TunedConsumerThread.getmany) and by its resume before the seek
+(TunedConsumer); tests/streams/test_faust_transport.py.
+
 Registered as the `tunedkafka://` scheme.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
+from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -34,10 +39,68 @@ class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = get_settings().consumer_fetch_wait_ms
         return consumer
 
+    async def getmany(self, active_partitions, timeout: float):
+        # Faust hands over its live set of active partitions, which the fetch (up to 1 s, in
+        # this thread) reads while Faust pauses partitions; aiokafka reads an empty set as
+        # "every partition". So a fetch in flight when recovery paused the last changelog
+        # drained the stream partitions too, and Faust dropped what it had not asked for:
+        # lost records (docs/performance.md). A copy asks for exactly what was active.
+        if active_partitions is not None:
+            active_partitions = frozenset(active_partitions)
+            if not active_partitions:
+                return {}
+        return await super().getmany(active_partitions, timeout)
+
 
 class TunedConsumer(faust_aiokafka.Consumer):
+    """Faust's consumer with the fetch wait above, and stream partitions resumed only after the seek.
+
+    At the end of a rebalance Faust's recovery resumes the stream partitions, awaits the
+    seek to the committed offsets, then clears the streams' queues (`flow_control.resume`)
+    and calls `resume_flow`. The flow is already active by then (it read the changelogs),
+    so records fetched while the seek is awaited are handed to the streams, which moves
+    each partition's read offset past them, and are then cleared unprocessed; the fetch
+    after the seek drops them as already read. They were never processed, and the
+    partition's commit stopped at the first of them until the next rebalance (found by
+    the bench: docs/performance.md). So a stream partition Faust resumes stays paused until
+    `resume_flow`, which Faust calls right after it clears the queues: nothing is fetched
+    for it before the seek, so nothing can be cleared.
+    """
+
+    _resume_deferred: frozenset = frozenset()
+
     def _new_consumer_thread(self) -> TunedConsumerThread:
         return TunedConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def resume_partitions(self, tps) -> None:
+        # Faust resumes stream partitions only at the end of a rebalance (changelogs and
+        # standbys during recovery, which is not affected).
+        tps = ensure_TPset(tps)
+        streams = {tp for tp in tps if not self._is_changelog_tp(tp)}
+        self._resume_deferred |= streams
+        self._buffered_partitions.difference_update(streams)
+        super().resume_partitions(tps - streams)
+
+    def resume_flow(self) -> None:
+        super().resume_flow()
+        deferred, self._resume_deferred = self._resume_deferred, frozenset()
+        if deferred:
+            super().resume_partitions(deferred & self.assignment())
+
+    def on_buffer_full(self, tp) -> None:
+        # A full stream buffer takes a partition out of the active set and puts it back when
+        # it drains: that must not resume a deferred partition early.
+        if tp not in self._resume_deferred:
+            super().on_buffer_full(tp)
+
+    def on_buffer_drop(self, tp) -> None:
+        if tp not in self._resume_deferred:
+            super().on_buffer_drop(tp)
+
+    async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
+        # A new assignment pauses and resumes partitions itself: a deferral from before it is void.
+        self._resume_deferred = frozenset()
+        await super().on_partitions_assigned(assigned, generation_id)
 
 
 class SplitBatchingProducer(faust_aiokafka.Producer):

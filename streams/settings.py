@@ -84,9 +84,8 @@ class Settings(BaseSettings):
         ge=1,
         description="Stream worker processes `antifraud up` starts (worker-1, worker-2, ...): the same agents in "
         "one consumer group, splitting the partitions (4 per topic: beyond 4 they idle). One worker is CPU-bound "
-        "on one core; 2 drained the bench's whole chain ~1.6x as fast on 2 cores, but 2 of a few tiny bench runs "
-        "with two workers left an input partition's commit stuck (docs/performance.md), so 1 until that is "
-        "understood.",
+        "on one core; 2 drained the bench's whole chain ~1.6x as fast on 2 cores (docs/performance.md). 1 by "
+        "default: the embedded broker shares those cores; give it one per core the workers may have.",
     )
     log_level: str = Field("INFO", description="Log level of the platform's own loggers.")
     metrics_port: int = Field(
