@@ -37,9 +37,12 @@ def example_for(topic_id: str, event_id: str, **changes) -> dict:
     return message
 
 
-def bad_inputs(topic_id: str) -> list[tuple[DeadLetterReason, bytes]]:
-    """One message per way of being wrong, each tagged so the test can tell them apart."""
-    future = (NOW + timedelta(days=2)).isoformat()
+def bad_inputs(topic_id: str, now: datetime = NOW) -> list[tuple[DeadLetterReason, bytes]]:
+    """One message per way of being wrong, each tagged so the test can tell them apart.
+
+    `now`: the clock the validation will use (a running worker's is the real one).
+    """
+    future = (now + timedelta(days=2)).isoformat()
     return [
         (DeadLetterReason.not_utf8, b"\xff\xfe\x00garbage-" + topic_id.encode()),
         (DeadLetterReason.not_json, b"{this is not json " + topic_id.encode()),
@@ -121,12 +124,13 @@ def test_each_message_lands_in_exactly_one_place(worker_on_own_broker):
     settings, worker = worker_on_own_broker
     producer = Producer(producer_config(settings))
     expected_dead = Counter()
+    now = datetime.now(timezone.utc)  # the worker's clock: a fixed date would stop being "future"
     for topic_id in INPUT_IDS:
         name = CATALOG.topic(topic_id).name
-        valid = json.dumps(example_for(topic_id, f"{topic_id}-valid", event_time=datetime.now(timezone.utc).isoformat())).encode()
+        valid = json.dumps(example_for(topic_id, f"{topic_id}-valid", event_time=now.isoformat())).encode()
         producer.produce(name, valid)
         producer.produce(name, valid)  # the same event_id again: a duplicate
-        for reason, raw in bad_inputs(topic_id):
+        for reason, raw in bad_inputs(topic_id, now):
             producer.produce(name, raw)
             expected_dead[(name, reason.value)] += 1
     assert producer.flush(30) == 0
