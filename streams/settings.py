@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         description="Stream worker processes `antifraud up` starts (worker-1, worker-2, ...): the same agents in "
         "one consumer group, splitting the partitions (4 per topic: beyond 4 they idle). One worker is CPU-bound "
         "on one core; 2 drained the bench's whole chain ~1.6x as fast on 2 cores (docs/performance.md). 1 by "
-        "default: the embedded broker shares those cores; give it one per core the workers may have.",
+        "default: the embedded broker shares those cores. Raise it to the cores the workers may use.",
     )
     log_level: str = Field("INFO", description="Log level of the platform's own loggers.")
     metrics_port: int = Field(
