@@ -47,8 +47,13 @@ app = faust.App(
     broker_heartbeat_interval=get_settings().broker_heartbeat_interval_s,
     web_enabled=False,
 )
-source = app.topic(os.environ["SEEK_SOURCE"], key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-sink = app.topic(os.environ["SEEK_SINK"], key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def raw_topic(name: str) -> faust.TopicT:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+source, sink = raw_topic(os.environ["SEEK_SOURCE"]), raw_topic(os.environ["SEEK_SINK"])
 forwarded = app.Table("forwarded", default=int, partitions=1)
 
 
