@@ -8,6 +8,7 @@ for tier, warning type and evidence.
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -128,7 +129,8 @@ def risk_alerts(alerts):
 @pytest.mark.parametrize("typology", list(FRAUD_BUILDERS), ids=lambda t: t.value)
 def test_each_typology_gives_an_explained_alert_of_its_type(detection, typology):
     person = detection.person(PREFERRED_VICTIM[typology])
-    scenario = ending_now(FRAUD_BUILDERS[typology], person, detection.intel, seed=hash(typology.value) % 1000, ids=typology.value)
+    seed = zlib.crc32(typology.value.encode()) % 1000  # hash() of a str changes from run to run
+    scenario = ending_now(FRAUD_BUILDERS[typology], person, detection.intel, seed=seed, ids=typology.value)
     detection.play(scenario)
 
     def complete(alerts) -> bool:
@@ -141,13 +143,15 @@ def test_each_typology_gives_an_explained_alert_of_its_type(detection, typology)
         alerts = detection.alerts_for(person.person_id, lambda got: seen.__setitem__(slice(None), got) or complete(got))
     except AssertionError:
         pytest.fail(f"{typology.value}: alerts seen {[(a.tier.value, [s.rule for s in a.signals]) for a in seen]}")
-    latest = max(risk_alerts(alerts), key=lambda a: a.version)
-    assert latest.typology is typology
-    assert TIER_RANK[latest.tier] >= TIER_RANK[Tier.medium], [(a.tier, [s.rule for s in a.signals]) for a in alerts]
+    # A story longer than alert_open_s (romance: up to 12 days) opens a new alert id, so versions
+    # of different alerts are not comparable: the strongest risk alert is the one to check.
+    top = max(risk_alerts(alerts), key=lambda a: (TIER_RANK[a.tier], a.version))
+    assert top.typology is typology
+    assert TIER_RANK[top.tier] >= TIER_RANK[Tier.medium], [(a.tier, [s.rule for s in a.signals]) for a in alerts]
     evidence = {i for a in alerts for s in a.signals for i in s.event_ids}
     assert evidence and evidence <= set(scenario.event_ids)
-    assert latest.rules_version and latest.jurisdiction.county == person.county
-    assert latest.identity_resolved and latest.phone == person.phone
+    assert top.rules_version and top.jurisdiction.county == person.county
+    assert top.identity_resolved and top.phone == person.phone
     funds = [a for a in alerts if a.tier is Tier.funds_warning]
     if scenario.expect_funds_warning:
         assert funds and all(a.signals[0].rule == "mule_transfer" for a in funds)
