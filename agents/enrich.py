@@ -6,8 +6,9 @@
 The resident is the subscriber (telecom), the account, else the holder's phone (bank),
 or the reporter (app). An unregistered resident gets a person id derived from their
 phone (else the account), and a jurisdiction from the serving cell or the bank branch.
-One batched lookup per micro-batch (streams.reference); while Valkey is unreachable the
-batch waits and its offsets hold: no event is dropped or sent on unenriched.
+One batched lookup per micro-batch (streams.reference), and one record batch per partition
+out (streams.outbox); while Valkey is unreachable the batch waits and its offsets hold:
+no event is dropped or sent on unenriched.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client import Counter, Gauge
 
 from streams import metrics
 from streams.dead_letters import undecodable
-from streams.app import app, timed_batches, catalog, settings, sink_topic, source_topic
+from streams.app import app, catalog, outbox, settings, sink_topic, source_topic, timed_batches
 from streams.contracts import AppReport, BankEvent, Ingested, TelecomEvent, contract
 from streams.contracts.alerts import EnrichedSignal, Jurisdiction, Vulnerability
 from streams.contracts.reference import AgeBand, IdentifierKind
@@ -134,6 +135,7 @@ async def enrich(stream):
 
 async def enrich_batch(batch, store) -> None:
     WAITING.set(len(batch))
+    out = outbox()
     decoded = []
     for ev in batch:
         try:
@@ -141,15 +143,16 @@ async def enrich_batch(batch, store) -> None:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             log.error("enrich: undecodable record at %s:%d:%d", ev.message.topic, ev.message.partition,
                       ev.message.offset)
-            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(STAGE, ev.message, str(exc), settings.max_event_bytes)))
+            out.add(DEAD_LETTERS, STAGE.encode(), ENCODER.encode(undecodable(STAGE, ev.message, str(exc), settings.max_event_bytes)))
     requests = [lookup_request(envelope.event) for _, envelope in decoded]
     results = await until_valkey_answers(STAGE, settings, lambda: store.lookup_batch(requests, STAGE))
     for (ev, envelope), result in zip(decoded, results):
         signal = enriched_signal(envelope, result)
-        await SIGNALS.send(key=signal.person_id.encode(), value=ENCODER.encode(signal))
+        out.add(SIGNALS, signal.person_id.encode(), ENCODER.encode(signal))
         source = SOURCES[ev.message.topic].id
         ENRICHED.labels(source, "resolved" if signal.identity_resolved else "unresolved").inc()
         for hit in signal.intel:
             INTEL_HITS.labels(hit.kind.value).inc()
         metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - ev.message.timestamp))
+    await out.send()
     WAITING.set(0)

@@ -4,7 +4,8 @@
                 └──────────> dead-letter topic   (with original bytes, offset and reason)
                 └──────────> dropped duplicate   (counted)
 
-Micro-batches: one Valkey round trip claims the event ids of a whole batch. The
+Micro-batches: one Valkey round trip claims the event ids of a whole batch, and its
+records leave together, one record batch per partition (streams.outbox). The
 ingest_tally table keeps exact per-partition counts that survive restarts; it skips
 offsets it has already counted, so a redelivery after a crash is not counted twice.
 """
@@ -19,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 
 from streams import metrics
-from streams.app import app, timed_batches, catalog, settings, sink_topic, source_topic, table, write_tables_for
+from streams.app import app, catalog, outbox, settings, sink_topic, source_topic, table, timed_batches, write_tables_for
 from streams.contracts import (
     AppReport,
     BankEvent,
@@ -112,6 +113,7 @@ async def ingest_batch(batch, valkey) -> None:
     now = datetime.now(timezone.utc)
     verdicts = [validate_message(ev.message.topic, ev.message.value, now) for ev in batch]
     fresh = await claim_event_ids(batch, verdicts, valkey)
+    out = outbox()
     outcomes: list[str] = []  # one per event of the batch, in batch order
     for ev, verdict in zip(batch, verdicts):
         message = ev.message
@@ -120,7 +122,7 @@ async def ingest_batch(batch, valkey) -> None:
         if isinstance(verdict, Rejected):
             outcome = "dead_lettered"
             metrics.EVENTS_INVALID.labels(source, verdict.reason.value).inc()
-            await DEAD_LETTERS.send(key=source.encode(), value=ENCODER.encode(dead_letter(message, verdict, now)))
+            out.add(DEAD_LETTERS, source.encode(), ENCODER.encode(dead_letter(message, verdict, now)))
         elif fresh[id(ev)]:
             outcome = "accepted"
             metrics.EVENTS_ACCEPTED.labels(source).inc()
@@ -131,12 +133,13 @@ async def ingest_batch(batch, valkey) -> None:
                 source_partition=message.partition,
                 source_offset=message.offset,
             )
-            await SINKS[message.topic].send(key=partition_key(verdict.event), value=ENCODER.encode(envelope))
+            out.add(SINKS[message.topic], partition_key(verdict.event), ENCODER.encode(envelope))
         else:
             outcome = "duplicates"
             metrics.DUPLICATES.labels(source).inc()
         metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, now.timestamp() - message.timestamp))
         outcomes.append(outcome)
+    await out.send()
     count_batch_in_tally(batch, outcomes)
 
 

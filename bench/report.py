@@ -117,7 +117,8 @@ def context_lines(results: dict) -> list[str]:
         f"worker processes {c.get('workers', 1)} (whole chain and latency; CPU summed over them, peak RSS of the "
         f"largest; stages alone 1); producer batching "
         f"{s.get('producer_batching')}; fetch wait {s.get('consumer_fetch_wait_ms')} ms; linger "
-        f"{s.get('producer_linger_ms')} ms; ingest batch {s.get('ingest_batch_size')}.",
+        f"{s.get('producer_linger_ms')} ms; largest record batch {s.get('producer_max_batch_bytes', 16384):,} B; "
+        f"ingest batch {s.get('ingest_batch_size')}.",
         f"Sizes: {c.get('persons'):,} persons, {c.get('intel'):,} intel entries, {c.get('events'):,} events per drain, "
         f"warm-up {c.get('warmup_s')} s, window {c.get('duration_s')} s, rates {c.get('rates')}.",
     ]

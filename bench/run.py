@@ -177,6 +177,7 @@ def _settings_record(bench: Bench) -> dict:
         "bench_load_batching": "full (bench-only bulk loads; see bench/producer.py)",
         "consumer_fetch_wait_ms": s.consumer_fetch_wait_ms,
         "producer_linger_ms": s.producer_linger_ms,
+        "producer_max_batch_bytes": s.producer_max_batch_bytes,
         "broker_session_timeout_s": s.broker_session_timeout_s,
         "ingest_batch_size": s.ingest_batch_size,
         "ingest_batch_within_s": s.ingest_batch_within_s,

@@ -1,7 +1,7 @@
 """The Faust application: one app for every stage, configured from settings and topics.yaml.
 
 Agents live in agents/, one module per stage, and reach topics and tables only through
-`source_topic()`, `sink_topic()` and `table()` here, which take names from the catalog.
+`source_topic()`, `sink_topic()`, `outbox()` and `table()` here, which take names from the catalog.
 Run it with `antifraud worker` (that command resolves broker quirks before this module
 is imported).
 """
@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from streams import metrics
 from streams.catalog import get_catalog
 from streams.faust_transport import SplitBatchingProducer, broker_urls
+from streams.outbox import Outbox
 from streams.settings import ProducerBatching, get_settings
 
 settings = get_settings()
@@ -38,6 +39,7 @@ app = faust.App(
     # aiokafka has no transactions on Tansu: at-least-once, and every side effect is idempotent.
     processing_guarantee="at_least_once",
     producer_linger_ms=settings.producer_linger_ms,
+    producer_max_batch_size=settings.producer_max_batch_bytes,
     broker_session_timeout=settings.broker_session_timeout_s,
     broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
     consumer_auto_offset_reset="earliest",
@@ -80,6 +82,11 @@ def table(table_name: str, **options) -> faust.Table:
         raise KeyError(f"topics.yaml has no changelog topic for table {table_name!r}")
     changelog = app.topic(spec.name, partitions=spec.partitions, key_type=str, value_serializer="json")
     return app.Table(table_name, partitions=spec.partitions, changelog_topic=changelog, key_type=str, **options)
+
+
+def outbox() -> Outbox:
+    """A micro-batch's outgoing records, sent together as one record batch per partition."""
+    return Outbox(app)
 
 
 def write_tables_for(event: faust.EventT) -> None:

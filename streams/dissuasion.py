@@ -11,7 +11,6 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
 from streams.contracts.actions import Action, Channel, Target
@@ -24,6 +23,7 @@ from streams.contracts.dissuasion import (
     CarrierRequest,
     RequestKind,
 )
+from streams.kafka import key_partition
 from streams.routing import Partners, PartnerKeys, Routing
 from streams.signing import alert_ref, signed
 
@@ -70,7 +70,7 @@ BAD_RECORDS = Counter("antifraud_dissuasion_bad_records_total", "Unreadable reco
 
 def person_partition(person_id: str, partitions: int) -> int:
     """The partition the platform's own producers (aiokafka: murmur2, as Java clients) put a person's records in."""
-    return (murmur2(person_id.encode()) & 0x7FFFFFFF) % partitions
+    return key_partition(person_id.encode(), partitions)
 
 
 def short_hash(*parts: object) -> str:

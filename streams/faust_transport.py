@@ -10,6 +10,9 @@ Faust recovers up to ListOffsets "latest". Every other topic is read by fetching
 sees every record (the fetch's own high watermark is exact), so it keeps full batching:
 one record per batch costs ~28x in produce rate (docs/performance.md).
 
+Record batches: `send_record_batches` queues a micro-batch's records for a partition as
+one batch (streams.outbox): Tansu slows down with the number of batches in a partition.
+
 Races: records fetched around the end of a rebalance were lost, by Faust's live set of
 active partitions (TunedConsumerThread.getmany) and by its resume before the seek
 (TunedConsumer); tests/streams/test_faust_transport.py.
@@ -148,6 +151,27 @@ class SplitBatchingProducer(faust_aiokafka.Producer):
             )
         except KafkaError as exc:
             raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+
+    async def send_record_batches(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> list:
+        """Queue `records` for one partition as few record batches as max_batch_size allows.
+
+        aiokafka's accumulator holds them like any send, so `flush` (and Faust's commit,
+        which flushes first) waits for them. Returns each batch's delivery future.
+        """
+        if topic in self.exact_end_topics:
+            raise ValueError(f"{topic} needs one record per batch (ListOffsets quirk): send it with send()")
+        producer = self._ensure_producer()
+        futures = []
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full (and closed): send it
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # an empty batch takes any record
+        if batch.record_count():
+            batch.close()  # complete: no linger, and no send() of another record joins it
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
 
     async def flush(self) -> None:
         await super().flush()

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.settings import Settings
@@ -32,6 +33,11 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return config
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition of a keyed record: murmur2, as aiokafka, Java clients and `producer_config` choose it."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def consumer_config(settings: Settings, group_id: str | None = None, **overrides: Any) -> dict[str, Any]:

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger: a few ms batches sends and saves broker CPU."
     )
+    producer_max_batch_bytes: int = Field(
+        512 * 1024,
+        ge=16 * 1024,
+        le=900 * 1024,
+        description="Largest record batch a stream worker sends: a micro-batch's records for a partition "
+        "go as one (streams.outbox). Below the producer's 1 MB request limit.",
+    )
     worker_name: str = Field(
         "worker-1", description="Name of this stream worker; its table stores live in run_dir/faust/<name>."
     )

@@ -5,11 +5,16 @@ A plain module (not conftest) so test files can import it by name.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from aiokafka.client import AIOKafkaClient
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import TopicPartition as AioTopicPartition
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.catalog import get_catalog
@@ -78,6 +83,38 @@ class Reader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def record_batches(bootstrap: str, topic: str, partition: int) -> list[list[tuple[bytes | None, bytes]]]:
+    """A partition as the broker stores it: its record batches, each a list of (key, value).
+
+    Consumers hide batches; this fetches with aiokafka's protocol classes and walks the
+    batches of each response.
+    """
+    return asyncio.run(_record_batches(bootstrap, topic, partition))
+
+
+async def _record_batches(bootstrap: str, topic: str, partition: int) -> list[list[tuple[bytes | None, bytes]]]:
+    client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await client.bootstrap()
+    try:
+        await client.force_metadata_update()
+        node = client.cluster.leader_for_partition(AioTopicPartition(topic, partition))
+        batches, offset = [], 0
+        while True:
+            response = await client.send(node, FetchRequest(100, 1, 8 << 20, 0, [(topic, [(partition, offset, 8 << 20)])]))
+            answer = response.topics[0][1][0]  # (partition, error, high watermark, ..., records) in every version
+            high, records = answer[2], MemoryRecords(answer[-1])
+            start = offset
+            while (batch := records.next_batch()) is not None:
+                new = [r for r in batch if r.offset >= offset]
+                if new:
+                    batches.append([(r.key, r.value) for r in new])
+                    offset = new[-1].offset + 1
+            if offset >= high or offset == start:
+                return batches
+    finally:
+        await client.close()
 
 
 @dataclass

@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, worker_on_own_servers
+from support import Reader, record_batches, worker_on_own_servers
 from streams.catalog import get_catalog
 from streams.contracts import INPUT_CONTRACTS, DeadLetter, DeadLetterReason
 from streams.contracts.examples import EXAMPLES
@@ -165,8 +165,9 @@ def test_each_message_lands_in_exactly_one_place(worker_on_own_broker):
     reader.close()
 
 
-def test_a_batch_of_one_partition_writes_its_tally_once(tmp_path):
-    """Many events of one input partition in one micro-batch: one ingest_tally changelog record, not one each."""
+def test_a_batch_of_one_partition_writes_its_tally_once_and_its_records_together(tmp_path):
+    """Many events of one input partition in one micro-batch: one ingest_tally changelog record, not one
+    each, and the normalized records in one record batch per partition (streams.outbox)."""
     events = 40
     # The wait never ends first, so the batch is handed over only when full: all the events are one batch.
     own = worker_on_own_servers(
@@ -198,5 +199,10 @@ def test_a_batch_of_one_partition_writes_its_tally_once(tmp_path):
         assert len(records) == 1, f"{len(records)} tally writes for one batch of {events} events"
         assert records[0].partition() == partition
         assert json.loads(records[0].value()) == {"accepted": events, "last_offset": events - 1}
+
+        normalized = CATALOG.topic(source.normalized_to)  # one subscriber: one key, one partition
+        batches = [b for p in range(normalized.partitions)
+                   for b in record_batches(settings.kafka_bootstrap_servers, normalized.name, p)]
+        assert [len(b) for b in batches] == [events], "records per record batch"
     finally:
         own.stop()
