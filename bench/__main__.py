@@ -24,8 +24,10 @@ def parse(argv: list[str] | None = None) -> BenchConfig:
                    help="offered rate of a latency step (repeat; default 500, 2000, 5000)")
     p.add_argument("--alone", action="append", help="measure only this stage alone, and those before it (repeat)")
     p.add_argument("--workers", type=int, default=DEFAULTS.workers,
-                   help=f"worker processes for the reference load, the whole chain and the latency steps (default {DEFAULTS.workers}); "
+                   help=f"worker processes for the whole chain and the latency steps (default {DEFAULTS.workers}); "
                         "a stage alone always runs in one")
+    p.add_argument("--reference-workers", type=int, default=DEFAULTS.reference_workers,
+                   help=f"worker processes for the reference load (default {DEFAULTS.reference_workers})")
     p.add_argument("--seed", type=int, default=DEFAULTS.seed)
     p.add_argument("--commit-interval", type=float, default=None,
                    help="Faust commit interval (s) of the bench's workers; default Faust's 2.8 s (tiny runs only)")
@@ -34,12 +36,12 @@ def parse(argv: list[str] | None = None) -> BenchConfig:
     p.add_argument("--keep-run-dir", action="store_true", help="keep logs and stores of the run")
     p.add_argument("--update-docs", action="store_true", help="rewrite the results block of docs/performance.md")
     a = p.parse_args(argv)
-    if a.workers < 1:
-        p.error("--workers must be at least 1")
+    if a.workers < 1 or a.reference_workers < 1:
+        p.error("--workers and --reference-workers must be at least 1")
     return BenchConfig(
         persons=a.persons, intel=a.intel, events=a.events, raw_records=a.raw_records, warmup_s=a.warmup,
         duration_s=a.duration, rates=tuple(a.rates) if a.rates else DEFAULTS.rates,
-        alone=tuple(a.alone) if a.alone else None, workers=a.workers, seed=a.seed,
+        alone=tuple(a.alone) if a.alone else None, workers=a.workers, reference_workers=a.reference_workers, seed=a.seed,
         commit_interval_s=a.commit_interval, out_dir=a.out, run_dir=a.run_dir,
         keep_run_dir=a.keep_run_dir, update_docs=a.update_docs,
     )

@@ -50,8 +50,7 @@ def load_reference_data(bench: Bench) -> dict:
     }
     stages = reference_stages(bench.catalog, bench.stages)
     result["stages"] = list(stages)
-    # As many workers as the chain: 1 M residents are millions of updates, the longest phase.
-    result["drain"] = drain_with_worker(bench, "reference load", stages, mark, workers=bench.config.workers)
+    result["drain"] = drain_with_worker(bench, "reference load", stages, mark, workers=bench.config.reference_workers)
     return result
 
 

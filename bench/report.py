@@ -115,7 +115,7 @@ def context_lines(results: dict) -> list[str]:
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         f"Servers: {s.get('servers')}; stages: {', '.join(s.get('stages', []))}; "
         f"worker processes {c.get('workers', 1)} (whole chain and latency; CPU summed over them, peak RSS of the "
-        f"largest; stages alone 1); producer batching "
+        f"largest; reference load {c.get('reference_workers', c.get('workers', 1))}; stages alone 1); producer batching "
         f"{s.get('producer_batching')}; fetch wait {s.get('consumer_fetch_wait_ms')} ms; linger "
         f"{s.get('producer_linger_ms')} ms; largest record batch {s.get('producer_max_batch_bytes', 16384):,} B; "
         f"ingest batch {s.get('ingest_batch_size')}.",

@@ -30,6 +30,8 @@ catalog = get_catalog()
 # always correct, only slower. Only changelogs need them (streams.faust_transport).
 if settings.producer_batching is not ProducerBatching.full:
     SplitBatchingProducer.exact_end_topics = frozenset(t.name for t in catalog.of_kind("changelog"))
+# Bulk topics get a producer with their own linger (topics.yaml `linger_ms`).
+SplitBatchingProducer.lingering_topics = {t.name: t.linger_ms for t in catalog.topics.values() if t.linger_ms is not None}
 
 app = faust.App(
     catalog.app_id,

@@ -48,6 +48,9 @@ class TopicSpec(_Strict):
     consumers: tuple[str, ...] = Field(min_length=1)
     table: str | None = None  # for changelog topics: the Faust table they back
     normalized_to: str | None = None  # for input topics: the topic id valid records go to
+    # The stream worker's producer linger for this topic, when it differs from
+    # ANTIFRAUD_PRODUCER_LINGER_MS: bulk data where seconds do not matter (streams.faust_transport).
+    linger_ms: int | None = Field(None, ge=0, le=10_000)
 
     @field_validator("contract")
     @classmethod

@@ -10,8 +10,10 @@ Faust recovers up to ListOffsets "latest". Every other topic is read by fetching
 sees every record (the fetch's own high watermark is exact), so it keeps full batching:
 one record per batch costs ~28x in produce rate (docs/performance.md).
 
-Record batches: `send_record_batches` queues a micro-batch's records for a partition as
-one batch (streams.outbox): Tansu slows down with the number of batches in a partition.
+Record batches: Tansu slows down with the number of batches in a partition (its fetch
+lists them all). `send_record_batches` queues a micro-batch's records for a partition as
+one batch (streams.outbox), and topics with a `linger_ms` in topics.yaml (bulk reference
+data) get a producer with that linger, which gathers many micro-batches into one batch.
 
 Races: records fetched around the end of a rebalance were lost, by Faust's live set of
 active partitions (TunedConsumerThread.getmany) and by its resume before the seek
@@ -107,36 +109,53 @@ class TunedConsumer(faust_aiokafka.Consumer):
 
 
 class SplitBatchingProducer(faust_aiokafka.Producer):
-    """Faust's producer, plus a second one-record-per-batch producer for `exact_end_topics`.
+    """Faust's producer, plus producers of their own for topics that need other batching.
 
-    Commits flush both (Faust flushes the producer before it commits offsets), so
+    - `exact_end_topics` (the changelogs, on a broker with the ListOffsets quirk): one
+      record per batch, so the listed end is exact;
+    - `lingering_topics` (topics.yaml `linger_ms`: bulk reference data): a long linger,
+      so few large batches, which keeps Tansu's fetches on them cheap.
+
+    Commits flush them all (Faust flushes the producer before it commits offsets), so
     at-least-once holds for every topic.
     """
 
-    # Set by streams.app from the catalog when the broker has the quirk; empty: one producer.
+    # Set by streams.app from the catalog; empty: Faust's one producer.
     exact_end_topics: frozenset[str] = frozenset()
-    _single_record_producer: Any = None
+    lingering_topics: dict[str, int] = {}  # topic name -> linger in ms
+    _own_producers: dict[str, Any] = {}  # topic name -> its aiokafka producer, while started
 
-    def _new_single_record_producer(self):
+    def _own_settings(self) -> dict[str, dict[str, Any]]:
+        """Each topic with a producer of its own, and what its producer changes."""
         # aiokafka counts max_batch_size in bytes: 1 puts every record in its own batch.
-        return self._producer_type(**{**self._settings_default(), **self._settings_auth(), "max_batch_size": 1})
+        own = {topic: {"max_batch_size": 1} for topic in self.exact_end_topics}
+        for topic, linger_ms in self.lingering_topics.items():
+            own.setdefault(topic, {"linger_ms": linger_ms})  # a changelog stays exact
+        return own
 
     async def on_start(self) -> None:
         await super().on_start()
-        if self.exact_end_topics:
-            self._single_record_producer = self._new_single_record_producer()
-            self.beacon.add(self._single_record_producer)
-            await self._single_record_producer.start()
+        by_change: dict[tuple, Any] = {}
+        own_producers = {}
+        for topic, change in self._own_settings().items():
+            key = tuple(sorted(change.items()))
+            if key not in by_change:
+                producer = self._producer_type(**{**self._settings_default(), **self._settings_auth(), **change})
+                self.beacon.add(producer)
+                await producer.start()
+                by_change[key] = producer
+            own_producers[topic] = by_change[key]
+        self._own_producers = own_producers
 
     async def on_stop(self) -> None:
-        producer, self._single_record_producer = self._single_record_producer, None
-        if producer is not None:
+        producers, self._own_producers = set(self._own_producers.values()), {}
+        for producer in producers:
             await producer.stop()
         await super().on_stop()
 
     async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
-        producer = self._single_record_producer
-        if producer is None or topic not in self.exact_end_topics or transactional_id:
+        producer = self._own_producers.get(topic)
+        if producer is None or transactional_id:
             return await super().send(
                 topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
             )
@@ -156,10 +175,15 @@ class SplitBatchingProducer(faust_aiokafka.Producer):
         """Queue `records` for one partition as few record batches as max_batch_size allows.
 
         aiokafka's accumulator holds them like any send, so `flush` (and Faust's commit,
-        which flushes first) waits for them. Returns each batch's delivery future.
+        which flushes first) waits for them. Returns the delivery futures. A lingering
+        topic's records join its producer's open batch instead, which gathers several
+        micro-batches.
         """
         if topic in self.exact_end_topics:
             raise ValueError(f"{topic} needs one record per batch (ListOffsets quirk): send it with send()")
+        if topic in self._own_producers:
+            lingering = self._own_producers[topic]
+            return [await lingering.send(topic, value, key=key, partition=partition) for key, value in records]
         producer = self._ensure_producer()
         futures = []
         batch = producer.create_batch()
@@ -175,8 +199,8 @@ class SplitBatchingProducer(faust_aiokafka.Producer):
 
     async def flush(self) -> None:
         await super().flush()
-        if self._single_record_producer is not None:
-            await self._single_record_producer.flush()
+        for producer in set(self._own_producers.values()):
+            await producer.flush()
 
 
 class Transport(faust_aiokafka.Transport):

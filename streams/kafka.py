@@ -60,6 +60,9 @@ def admin_config(settings: Settings) -> dict[str, Any]:
     return {"bootstrap.servers": settings.kafka_bootstrap_servers}
 
 
+_UNANSWERED: set[tuple[str, int]] = set()  # partitions exact_end_offsets has warned about
+
+
 def exact_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_s: float = 5.0) -> dict[tuple[str, int], int]:
     """Each partition's end offset, exact even on a broker with the ListOffsets quirk.
 
@@ -95,8 +98,11 @@ def exact_end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_
                     ends[key] = max(ends[key], fetched_high)
                     open_.discard(key)
         if open_:  # seen on large partitions (Tansu answers fetches on them slowly): the listed end is all we have
-            log.warning("exact end offsets: no fetch answer in %.0f s from %s; using the listed ends", timeout_s,
-                        sorted(open_))
+            # Callers poll: said once per partition, not every poll.
+            new = sorted(open_ - _UNANSWERED)
+            _UNANSWERED.update(open_)
+            (log.warning if new else log.debug)(
+                "exact end offsets: no fetch answer in %.0f s from %s; using the listed ends", timeout_s, new or sorted(open_))
         return ends
     finally:
         reader.close()

@@ -3,8 +3,11 @@
 Why not `topic.send()` per record: the embedded broker (Tansu) keeps every record batch as
 an object of its own and visits them all on a fetch; past ~10,000 batches in a partition
 its fetches stop answering (docs/performance.md, "Tansu's fetch cliff"). Sent one by one,
-a stage's records leave in batches of a few (whatever a 5 ms linger gathers); collected
-per micro-batch they leave in batches of hundreds. On Kafka it is simply cheaper.
+a stage's records leave in whatever a 5 ms linger gathers, and a batch waits out that
+linger; collected per micro-batch they leave at once, as one batch per partition. A
+micro-batch is only as large as what arrived within its wait (ingest_batch_within_s), so
+under load in one worker that is tens of records, not the 500 allowed: bulk topics
+(topics.yaml `linger_ms`) gather several micro-batches in their own producer instead.
 
 Keys choose partitions as every platform producer does (murmur2, streams.kafka), and a
 partition's records keep the order they were added in. Delivery is at-least-once like

@@ -15,8 +15,9 @@ from support import record_batches
 
 
 def send_through_outbox(bootstrap: str, topic: str, partitions: int, records, max_batch_bytes: int = 512 * 1024,
-                        exact_end: bool = False) -> int:
-    """Add `records` ((key, value) pairs) to one Outbox of a Faust producer on our transport, send, flush."""
+                        exact_end: bool = False, linger_ms: int | None = None, micro_batches: int = 1) -> int:
+    """Add `records` ((key, value) pairs) to an Outbox of a Faust producer on our transport, in
+    `micro_batches` sends of equal parts; then flush."""
 
     async def run() -> int:
         # Made inside the running loop: Faust services bind to the loop current at creation.
@@ -24,16 +25,19 @@ def send_through_outbox(bootstrap: str, topic: str, partitions: int, records, ma
                         producer_max_batch_size=max_batch_bytes, web_enabled=False, autodiscover=False)
         sink = app.topic(topic, partitions=partitions, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw")
+        if exact_end:
+            app.producer.exact_end_topics = frozenset({topic})
+        if linger_ms is not None:
+            app.producer.lingering_topics = {topic: linger_ms}
         await app.producer.start()
         try:
-            if exact_end:
-                app.producer.exact_end_topics = frozenset({topic})
-            out = Outbox(app)
-            for key, value in records:
-                out.add(sink, key, value)
-            assert len(out) == len(records)
-            sent = await out.send()
-            assert len(out) == 0, "a send empties the outbox"
+            out, sent, part = Outbox(app), 0, -(-len(records) // micro_batches)
+            for start in range(0, len(records), part):
+                for key, value in records[start:start + part]:
+                    out.add(sink, key, value)
+                assert len(out) == len(records[start:start + part])
+                sent += await out.send()
+                assert len(out) == 0, "a send empties the outbox"
             await app.producer.flush()
             return sent
         finally:
@@ -54,6 +58,26 @@ def test_a_micro_batch_leaves_as_one_record_batch_per_partition(servers, topic_f
         assert expected, "37 keys reach every one of 4 partitions"
         assert len(batches) == 1, f"partition {partition}: {[len(b) for b in batches]} records per batch"
         assert batches[0] == expected, "the keys' partitions are murmur2's, in the order added"
+
+
+def test_micro_batches_each_leave_as_their_own_batch(servers, topic_factory):
+    topic = topic_factory(partitions=1)
+    records = [(b"k", b"event %d" % n) for n in range(90)]
+
+    send_through_outbox(servers.bootstrap, topic, 1, records, micro_batches=3)
+
+    assert [len(b) for b in record_batches(servers.bootstrap, topic, 0)] == [30, 30, 30]
+
+
+def test_a_lingering_topic_gathers_several_micro_batches_into_one_batch(servers, topic_factory):
+    topic = topic_factory(partitions=1)
+    records = [(b"k", b"update %d" % n) for n in range(90)]
+
+    send_through_outbox(servers.bootstrap, topic, 1, records, micro_batches=3, linger_ms=1_000)
+
+    batches = record_batches(servers.bootstrap, topic, 0)
+    assert [len(b) for b in batches] == [90]
+    assert batches[0] == records
 
 
 def test_a_partition_larger_than_the_batch_limit_takes_several_batches(servers, topic_factory):
