@@ -12,8 +12,8 @@ one record per batch costs ~28x in produce rate (docs/performance.md).
 
 Record batches: Tansu slows down with the number of batches in a partition (its fetch
 lists them all). `send_record_batches` queues a micro-batch's records for a partition as
-one batch (streams.outbox), and topics with a `linger_ms` in topics.yaml (bulk reference
-data) get a producer with that linger, which gathers many micro-batches into one batch.
+one batch (streams.outbox), and topics with a `linger_ms` in topics.yaml (the registry
+updates) get a producer with that linger, which gathers many micro-batches into one batch.
 
 Races: records fetched around the end of a rebalance were lost, by Faust's live set of
 active partitions (TunedConsumerThread.getmany) and by its resume before the seek
@@ -113,7 +113,7 @@ class SplitBatchingProducer(faust_aiokafka.Producer):
 
     - `exact_end_topics` (the changelogs, on a broker with the ListOffsets quirk): one
       record per batch, so the listed end is exact;
-    - `lingering_topics` (topics.yaml `linger_ms`: bulk reference data): a long linger,
+    - `lingering_topics` (topics.yaml `linger_ms`: the registry updates): a long linger,
       so few large batches, which keeps Tansu's fetches on them cheap.
 
     Commits flush them all (Faust flushes the producer before it commits offsets), so
