@@ -54,8 +54,8 @@ class BenchConfig:
     rates: tuple[float, ...] = (500.0, 2_000.0, 5_000.0)  # offered rates of the latency steps
     alone: tuple[str, ...] | None = None  # stages measured alone; None = every stage in STAGES
     # `antifraud worker` processes in the platform's group for the whole chain and the latency
-    # steps (Faust splits the 4 partitions per topic among them). 2 = this machine's cores and
-    # `antifraud up`'s default; a stage alone is always one worker (it measures the stage).
+    # steps (Faust splits the 4 partitions per topic among them). 1 = `antifraud up`'s default
+    # (ANTIFRAUD_WORKER_PROCESSES); a stage alone is always one worker (it measures the stage).
     workers: int = 1
     # The reference load's processes: it is the longest phase (1 M residents are ~2.5 M updates
     # through two stages) and its rate is reported, not a target; two use this machine's cores.
