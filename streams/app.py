@@ -2,8 +2,7 @@
 
 Agents live in agents/, one module per stage, and reach topics and tables only through
 `source_topic()`, `sink_topic()`, `outbox()` and `table()` here, which take names from the catalog.
-Run it with `antifraud worker` (that command resolves broker quirks before this module
-is imported).
+Run it with `antifraud worker`.
 """
 
 from __future__ import annotations
@@ -19,27 +18,21 @@ from prometheus_client import REGISTRY
 
 from streams import metrics
 from streams.catalog import get_catalog
-from streams.faust_transport import SplitBatchingProducer, broker_urls
+from streams.faust_transport import broker_urls
 from streams.outbox import Outbox
-from streams.settings import ProducerBatching, get_settings
+from streams.settings import get_settings
 
 settings = get_settings()
 catalog = get_catalog()
-
-# Until the start-up probe has spoken, assume the quirk: single-record batches are
-# always correct, only slower. Only changelogs need them (streams.faust_transport).
-if settings.producer_batching is not ProducerBatching.full:
-    SplitBatchingProducer.exact_end_topics = frozenset(t.name for t in catalog.of_kind("changelog"))
-# Bulk topics get a producer with their own linger (topics.yaml `linger_ms`).
-SplitBatchingProducer.lingering_topics = {t.name: t.linger_ms for t in catalog.topics.values() if t.linger_ms is not None}
 
 app = faust.App(
     catalog.app_id,
     broker=broker_urls(settings.kafka_bootstrap_servers or "127.0.0.1:9092"),
     store="rocksdb://",
     datadir=str(settings.run_dir / "faust" / settings.worker_name),
-    # aiokafka has no transactions on Tansu: at-least-once, and every side effect is idempotent.
+    # At-least-once, and every side effect is idempotent (docs/reliability.md says why not exactly-once).
     processing_guarantee="at_least_once",
+    producer_compression_type="lz4",
     producer_linger_ms=settings.producer_linger_ms,
     producer_max_batch_size=settings.producer_max_batch_bytes,
     broker_session_timeout=settings.broker_session_timeout_s,

@@ -31,26 +31,29 @@ class Defaults(_Strict):
     replication_factor: int = Field(1, ge=1)
     retention_ms: int = Field(ge=-1)
     cleanup_policy: Literal["delete", "compact", "compact,delete"] = "delete"
+    # A segment is what retention deletes and compaction cleans, and only once it is closed:
+    # short segments let both run on a developer's machine, not after a gigabyte.
+    segment_ms: int = Field(ge=60_000)
 
 
 class TopicSpec(_Strict):
     id: str  # the key under `topics:`; what code asks for
     name: str = Field(pattern=TOPIC_NAME_PATTERN)
     purpose: str = Field(min_length=3)
-    kind: Literal["input", "internal", "output", "dead-letter", "changelog", "faust", "probe"] = "internal"
+    kind: Literal["input", "internal", "output", "dead-letter", "changelog", "faust"] = "internal"
     partitions: int = Field(ge=1, le=1024)
     replication_factor: int | None = Field(None, ge=1)
     retention_ms: int | None = Field(None, ge=-1)
     cleanup_policy: Literal["delete", "compact", "compact,delete"] | None = None
+    segment_ms: int | None = Field(None, ge=60_000)
     key: str = Field(min_length=1)
     contract: str | None = None  # None only for Faust-internal topics
     producers: tuple[str, ...] = Field(min_length=1)
     consumers: tuple[str, ...] = Field(min_length=1)
     table: str | None = None  # for changelog topics: the Faust table they back
     normalized_to: str | None = None  # for input topics: the topic id valid records go to
-    # The stream worker's producer linger for this topic, when it differs from
-    # ANTIFRAUD_PRODUCER_LINGER_MS: bulk data where seconds do not matter (streams.faust_transport).
-    linger_ms: int | None = Field(None, ge=0, le=10_000)
+    # For input topics: a feed that can only send GB18030 says so; ingest transcodes it to UTF-8.
+    encoding: Literal["utf-8", "gb18030"] = "utf-8"
 
     @field_validator("contract")
     @classmethod
@@ -67,6 +70,7 @@ class TopicSpec(_Strict):
             configs={
                 "retention.ms": str(self.retention_ms if self.retention_ms is not None else defaults.retention_ms),
                 "cleanup.policy": self.cleanup_policy or defaults.cleanup_policy,
+                "segment.ms": str(self.segment_ms or defaults.segment_ms),
             },
         )
 
@@ -128,7 +132,7 @@ def _check_consistency(path: Path, root, catalog: Catalog) -> None:
         if spec.name in seen:
             raise CatalogError(f"{where}: name {spec.name!r} is also used by topic {seen[spec.name]!r}")
         seen[spec.name] = topic_id
-        if spec.kind not in ("changelog", "faust", "probe") and spec.contract is None:
+        if spec.kind not in ("changelog", "faust") and spec.contract is None:
             raise CatalogError(f"{where}: topic {topic_id!r} needs a contract")
         if spec.kind == "changelog" and not spec.table:
             raise CatalogError(f"{where}: changelog topic {topic_id!r} needs the table it backs")

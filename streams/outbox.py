@@ -1,13 +1,8 @@
 """A stage's outgoing records for one micro-batch, sent as one record batch per partition.
 
-Why not `topic.send()` per record: the embedded broker (Tansu) keeps every record batch as
-an object of its own and visits them all on a fetch; past ~10,000 batches in a partition
-its fetches stop answering (docs/performance.md, "Tansu's fetch cliff"). Sent one by one,
-a stage's records leave in whatever a 5 ms linger gathers, and a batch waits out that
-linger; collected per micro-batch they leave at once, as one batch per partition. A
-micro-batch is only as large as what arrived within its wait (ingest_batch_within_s), so
-under load in one worker that is tens of records, not the 500 allowed: bulk topics
-(topics.yaml `linger_ms`) gather several micro-batches in their own producer instead.
+Why not `topic.send()` per record: each send is a Faust call, an aiokafka future and a
+trip through its accumulator, and the stages are CPU-bound in Python. Collected per
+micro-batch, a partition's records leave at once as one batch, with no linger to wait out.
 
 Keys choose partitions as every platform producer does (murmur2, streams.kafka), and a
 partition's records keep the order they were added in. Delivery is at-least-once like

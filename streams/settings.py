@@ -8,7 +8,6 @@ the field descriptions here (`antifraud settings`), so it is never written twice
 
 from __future__ import annotations
 
-from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -17,14 +16,6 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-class ProducerBatching(str, Enum):
-    """How producers batch records; see streams.quirks for why this exists."""
-
-    auto = "auto"  # probe the broker at start-up and choose
-    single = "single"  # changelog records one per batch: exact ListOffsets on Tansu
-    full = "full"  # normal batching: a real Kafka cluster
 
 
 class Settings(BaseSettings):
@@ -53,26 +44,13 @@ class Settings(BaseSettings):
         ge=1,
         description="Overrides every topic's replication factor (production: 3).",
     )
-    producer_batching: ProducerBatching = Field(
-        ProducerBatching.auto,
-        description="auto probes the broker; single = changelog records one per batch, so "
-        "Faust recovers tables exactly despite Tansu's ListOffsets quirk (other topics batch); "
-        "full = normal batching everywhere.",
-    )
     broker_session_timeout_s: float = Field(
-        6.0,
-        gt=0,
-        description="Consumer group session timeout. Tansu makes a join wait half of "
-        "it, so it is short (librdkafka's 45 s default costs 23 s per join).",
+        10.0,
+        ge=6,
+        description="Consumer group session timeout: how long the partitions of a worker that died without "
+        "leaving its group (kill -9, a lost machine) wait before another member takes them.",
     )
     broker_heartbeat_interval_s: float = Field(1.0, gt=0, description="Group heartbeat.")
-    consumer_fetch_wait_ms: int = Field(
-        100,
-        ge=1,
-        le=1500,
-        description="Longest a consumer fetch waits for data. Tansu does not wake a "
-        "parked fetch when data arrives, so every hop can add half of this.",
-    )
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger: a few ms batches sends and saves broker CPU."
     )

@@ -1,7 +1,7 @@
 """`antifraud up`: the whole platform as child processes of one command.
 
 Starts what is not given by the environment (embedded broker, Valkey), creates every
-topic from topics.yaml, probes the broker, then starts the stream workers
+topic from topics.yaml, then starts the stream workers
 (ANTIFRAUD_WORKER_PROCESSES of them, in one consumer group), the channel workers and the
 simulator, each with its own Prometheus endpoint, and shows a live summary. Ctrl-C (or
 SIGTERM) stops every child; children also get PR_SET_PDEATHSIG, so none outlives a
@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from streams.catalog import get_catalog
 from streams.contracts import Channel
 from streams.embedded import EmbeddedServer, die_with_parent, free_port, start_broker, start_valkey
-from streams.quirks import resolve_settings
 from streams.settings import Settings
 from streams.topics_admin import apply_topics
 
@@ -73,7 +72,6 @@ class Platform:
             KAFKA_BOOTSTRAP_SERVERS=self.settings.kafka_bootstrap_servers,
             REDIS_URL=self.settings.redis_url,
             ANTIFRAUD_RUN_DIR=str(self.settings.run_dir),
-            ANTIFRAUD_PRODUCER_BATCHING=self.settings.producer_batching.value,
             ANTIFRAUD_METRICS_PORT=str(metrics_port),
             PYTHONUNBUFFERED="1",
         )
@@ -137,7 +135,6 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     report = apply_topics(get_catalog(settings.topics_file), settings.kafka_bootstrap_servers, settings.replication_factor)
     for line in report.lines():
         log.info("topics: %s", line)
-    platform.settings = resolve_settings(settings)
     spawn_stream_workers(platform, settings.worker_processes)
     for channel in CHANNEL_WORKERS:
         platform.spawn(f"ch-{channel.value}", "channel-worker", "--channel", channel.value)

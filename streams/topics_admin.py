@@ -10,7 +10,7 @@ from confluent_kafka import KafkaException
 from streams.catalog import Catalog, TopicConfig
 
 # Configs compared for drift; brokers report many more that topics.yaml does not manage.
-MANAGED_CONFIGS = ("retention.ms", "cleanup.policy")
+MANAGED_CONFIGS = ("retention.ms", "cleanup.policy", "segment.ms")
 
 
 @dataclass

@@ -5,8 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from streams.quirks import resolve_settings
-from streams.settings import Settings, get_settings
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -17,9 +16,6 @@ STAGES = ("ingest", "reference_loader", "enrich", "correlate", "route", "escalat
 def run_worker(settings: Settings) -> None:
     from streams.metrics import serve_metrics
 
-    resolve_settings(settings)  # exports the probed batching to the environment
-    get_settings.cache_clear()  # streams.app must see the resolved settings
-    settings = get_settings()
     (settings.run_dir / "faust" / settings.worker_name).mkdir(parents=True, exist_ok=True)
     port = serve_metrics(settings.metrics_port, settings.metrics_host)
 

@@ -1,4 +1,4 @@
-"""Helpers shared by tests: embedded servers, resolved settings, and an assign()-mode reader.
+"""Helpers shared by tests: embedded servers, settings, and an assign()-mode reader.
 
 A plain module (not conftest) so test files can import it by name.
 """
@@ -19,7 +19,6 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.catalog import get_catalog
 from streams.embedded import start_broker, start_valkey
-from streams.quirks import resolve_settings
 from streams.settings import Settings
 from streams.topics_admin import apply_topics
 
@@ -45,7 +44,7 @@ def make_settings(servers: Servers, **overrides) -> Settings:
         **overrides,
     )
     apply_topics(get_catalog(), servers.bootstrap)
-    return resolve_settings(settings)
+    return settings
 
 
 class Reader:
@@ -54,8 +53,7 @@ class Reader:
     def __init__(self, bootstrap: str, topic: str):
         self.topic = topic
         self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}", "enable.auto.commit": False,
-             "fetch.wait.max.ms": 50}
+            {"bootstrap.servers": bootstrap, "group.id": f"reader-{uuid.uuid4()}", "enable.auto.commit": False}
         )
         meta = self.consumer.list_topics(topic, timeout=10).topics[topic]
         self.consumer.assign([TopicPartition(topic, p, 0) for p in meta.partitions])

@@ -1,9 +1,4 @@
-"""A restarted worker recovers its tables exactly, even with its local store wiped.
-
-On the embedded broker this holds only with one record per producer batch (the
-ListOffsets quirk, see streams/quirks.py); this test is the proof that the probe and
-the setting work together.
-"""
+"""A restarted worker recovers its tables exactly, even with its local store wiped."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ the normalized topics (as ingest writes them) so that their order per key is exa
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
@@ -15,7 +16,7 @@ import redis
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, worker_on_own_servers
+from support import worker_on_own_servers
 from streams.catalog import get_catalog
 from streams.contracts import Ingested
 from streams.contracts.common import Typology, UpdateOp
@@ -66,12 +67,12 @@ def updates_counted(worker) -> dict[tuple[str, str], float]:
 
 
 def wait_until(settings, condition, timeout: float = 60.0) -> None:
-    """Polls `condition` (a reader's poll loop is the clock; nothing is read from it)."""
-    reader = Reader(settings.kafka_bootstrap_servers, CATALOG.topic("broker_probe").name)
-    try:
-        reader.read_until(lambda _m: condition(), timeout=timeout)
-    finally:
-        reader.close()
+    """Polls `condition` until it holds; fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout:.0f} s")
+        time.sleep(0.2)
 
 
 def test_registry_upserts_persons_and_locations_and_tombstones_remove(loader):

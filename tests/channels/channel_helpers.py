@@ -218,7 +218,6 @@ def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=settings.kafka_bootstrap_servers,
         REDIS_URL=settings.redis_url,
-        ANTIFRAUD_PRODUCER_BATCHING=settings.producer_batching.value,
         ANTIFRAUD_RUN_DIR=str(settings.run_dir),
         ANTIFRAUD_LOG_LEVEL="INFO",
     )

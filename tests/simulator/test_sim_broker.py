@@ -14,7 +14,6 @@ from streams.catalog import get_catalog
 from streams.contracts import contract
 from streams.embedded import start_broker
 from streams.kafka import consumer_config
-from streams.quirks import BATCHING_ENV, resolve_settings
 from streams.settings import Settings
 from streams.topics_admin import apply_topics
 
@@ -56,10 +55,9 @@ def read_inputs(settings: Settings, expected: int, timeout: float = 60.0) -> tup
 
 
 @pytest.mark.timeout(180)
-def test_counters_match_what_landed_on_the_topics(broker, monkeypatch):
-    monkeypatch.setenv(BATCHING_ENV, "auto")  # resolve_settings exports it: restored after the test
+def test_counters_match_what_landed_on_the_topics(broker):
     apply_topics(get_catalog(), broker.bootstrap)
-    settings = resolve_settings(Settings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap, producer_batching="auto"))
+    settings = Settings(KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap)
     sim = TrafficSimulator(settings, n_persons=300, n_intel=100, seed=5, run_tag="it",
                            fraud_share=0.15, malformed_share=0.05)
     reference = sim.seed_reference()

@@ -13,7 +13,7 @@ from streams.settings import Settings
 
 from sim_helpers import FakeProducer
 
-SETTINGS = Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", producer_batching="single")
+SETTINGS = Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
 INPUTS = {t.name: t for t in get_catalog().of_kind("input")}
 
 

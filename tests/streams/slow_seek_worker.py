@@ -43,7 +43,7 @@ app = faust.App(
     consumer_auto_offset_reset="earliest",
     stream_buffer_maxsize=8,  # so records wait in the stream's queue while the seek is awaited
     broker_commit_interval=0.5,
-    broker_session_timeout=get_settings().broker_session_timeout_s,  # Tansu: a join waits half of it
+    broker_session_timeout=get_settings().broker_session_timeout_s,
     broker_heartbeat_interval=get_settings().broker_heartbeat_interval_s,
     web_enabled=False,
 )

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import faust
-import pytest
 
 from streams.faust_transport import broker_urls
 from streams.kafka import key_partition
@@ -15,7 +14,7 @@ from support import record_batches
 
 
 def send_through_outbox(bootstrap: str, topic: str, partitions: int, records, max_batch_bytes: int = 512 * 1024,
-                        exact_end: bool = False, linger_ms: int | None = None, micro_batches: int = 1) -> int:
+                        micro_batches: int = 1) -> int:
     """Add `records` ((key, value) pairs) to an Outbox of a Faust producer on our transport, in
     `micro_batches` sends of equal parts; then flush."""
 
@@ -25,10 +24,6 @@ def send_through_outbox(bootstrap: str, topic: str, partitions: int, records, ma
                         producer_max_batch_size=max_batch_bytes, web_enabled=False, autodiscover=False)
         sink = app.topic(topic, partitions=partitions, key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw")
-        if exact_end:
-            app.producer.exact_end_topics = frozenset({topic})
-        if linger_ms is not None:
-            app.producer.lingering_topics = {topic: linger_ms}
         await app.producer.start()
         try:
             out, sent, part = Outbox(app), 0, -(-len(records) // micro_batches)
@@ -69,17 +64,6 @@ def test_micro_batches_each_leave_as_their_own_batch(servers, topic_factory):
     assert [len(b) for b in record_batches(servers.bootstrap, topic, 0)] == [30, 30, 30]
 
 
-def test_a_lingering_topic_gathers_several_micro_batches_into_one_batch(servers, topic_factory):
-    topic = topic_factory(partitions=1)
-    records = [(b"k", b"update %d" % n) for n in range(90)]
-
-    send_through_outbox(servers.bootstrap, topic, 1, records, micro_batches=3, linger_ms=1_000)
-
-    batches = record_batches(servers.bootstrap, topic, 0)
-    assert [len(b) for b in batches] == [90]
-    assert batches[0] == records
-
-
 def test_a_partition_larger_than_the_batch_limit_takes_several_batches(servers, topic_factory):
     topic = topic_factory(partitions=1)
     records = [(b"k", b"%04d" % n + b"x" * 1000) for n in range(100)]  # ~100 KB
@@ -89,10 +73,3 @@ def test_a_partition_larger_than_the_batch_limit_takes_several_batches(servers, 
     batches = record_batches(servers.bootstrap, topic, 0)
     assert 6 <= len(batches) <= 8, [len(b) for b in batches]
     assert [r for b in batches for r in b] == records
-
-
-def test_a_topic_that_needs_one_record_per_batch_is_refused(servers, topic_factory):
-    topic = topic_factory(partitions=1)
-    with pytest.raises(ValueError, match="one record per batch"):
-        send_through_outbox(servers.bootstrap, topic, 1, [(b"k", b"v")], exact_end=True)
-    assert record_batches(servers.bootstrap, topic, 0) == []

@@ -53,7 +53,6 @@ def test_up_shows_traffic_and_ctrl_c_stops_every_child(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL")}
     env.update(ANTIFRAUD_RUN_DIR=str(tmp_path), ANTIFRAUD_SIMULATOR_RATE="100", PYTHONUNBUFFERED="1",
                ANTIFRAUD_WORKER_PROCESSES="2")  # two stream workers share the group: both start and stop
-    env.pop("ANTIFRAUD_PRODUCER_BATCHING", None)  # `up` must probe its own broker
     up = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "up"],
         stdout=subprocess.PIPE,
@@ -73,7 +72,7 @@ def test_up_shows_traffic_and_ctrl_c_stops_every_child(tmp_path):
         assert re.search(r"simulator\s+pid \d+\s+metrics http://127\.0\.0\.1:\d+/metrics", output)
         family = psutil.Process(up.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in family)
-        assert "broker" in names and "valkey-server" in names and "worker" in names and "simulate" in names
+        assert "kafka.Kafka" in names and "valkey-server" in names and "worker" in names and "simulate" in names
         workers = [p for p in family if p.cmdline()[-1:] == ["worker"]]
         assert len(workers) == 2
         assert {p.environ().get("ANTIFRAUD_WORKER_NAME") for p in workers} == {"worker-1", "worker-2"}
