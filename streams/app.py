@@ -99,12 +99,26 @@ def write_tables_for(event: faust.EventT) -> None:
 async def timed_batches(stream: faust.StreamT, stage: str, size: int, within: float):
     """The stage's micro-batches; each is timed from hand-over until the stage asks for the next.
 
-    Faust acknowledges a batch's events only when the next batch is asked for, i.e. after
-    the stage has processed (and sent for) all of them: at-least-once holds.
+    A batch's events are acknowledged only when the stage asks for the next batch, i.e.
+    after it has processed (and sent for) all of them: at-least-once holds. Faust's
+    take_events acknowledges a batch in a `finally`, so also when the stage never finished
+    it (the worker stopping mid-batch, a rebalance revoking the partition, an exception):
+    the commit on the way out then passed records that were never processed, and they were
+    lost (tests/streams/test_worker.py). Its acknowledgements are let through only for a
+    batch the stage asked past.
     """
+    finished = False
+    faust_ack = stream.ack
+
+    async def ack_when_finished(event: faust.EventT) -> bool:
+        return await faust_ack(event) if finished else False
+
+    stream.ack = ack_when_finished  # take_events calls self.ack: the instance attribute wins
     async for batch in stream.take_events(size, within=within):
+        finished = False
         started = time.perf_counter()
-        yield batch
+        yield batch  # an exception or a close here leaves `finished` False: nothing of it is acknowledged
+        finished = True
         metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
 
 

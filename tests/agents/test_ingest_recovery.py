@@ -1,4 +1,4 @@
-"""A restarted worker recovers its tables exactly, even with its local store wiped."""
+"""A restarted worker recovers its tables exactly: after a stop or a kill -9, with its local store kept or wiped."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import shutil
 from datetime import datetime, timezone
 
 import httpx
+import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,7 +55,8 @@ def offer(settings, count: int, first: int) -> None:
     assert producer.flush(30) == 0
 
 
-def test_restarted_worker_recovers_ingest_tally_exactly(tmp_path):
+@pytest.mark.parametrize("stop, store", [("sigterm", "wiped"), ("sigkill", "kept"), ("sigkill", "wiped")])
+def test_restarted_worker_recovers_ingest_tally_exactly(tmp_path, stop, store):
     broker, valkey, servers = make_servers(tmp_path)
     settings = make_settings(servers)
     platform = Platform(settings)
@@ -63,10 +65,13 @@ def test_restarted_worker_recovers_ingest_tally_exactly(tmp_path):
         offer(settings, 40, first=0)
         expected = {("in_telecom", "accepted"): 40.0, ("in_bank", "dead_lettered"): 40.0}
         before = wait_for_tally(worker, settings, expected)
+        if stop == "sigkill":  # no commit, no store close, no leaving the group: a crash
+            worker.process.kill()
+            worker.process.wait()
         platform.stop()
 
-        # Wipe the local RocksDB stores: everything must come back from the changelog.
-        shutil.rmtree(settings.run_dir / "faust")
+        if store == "wiped":  # everything must come back from the changelog
+            shutil.rmtree(settings.run_dir / "faust")
         platform = Platform(settings)
         restarted = platform.spawn("worker", "worker")
         assert wait_for_tally(restarted, settings, expected) == before
