@@ -24,6 +24,8 @@ from streams.app import app, timed_batches, settings, sink_topic, source_topic, 
 from streams.contracts import Alert, EnrichedSignal, Tier
 from streams.contracts.alerts import AccountRef, FiredSignal
 from streams.contracts.reference import IntelKind
+from streams.dead_letters import undecodable
+from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.rules import get_rules
 from streams.scoring import Evaluation, evaluate, fact_of, is_funds_warning
 
@@ -34,6 +36,7 @@ RULES = get_rules()
 DECODER = msgspec.json.Decoder(EnrichedSignal)
 ENCODER = msgspec.json.Encoder()
 ALERTS = sink_topic("alerts")
+DEAD_LETTERS = sink_topic("dead_letter")
 
 ALERTS_TOTAL = Counter("antifraud_alerts_total", "Alerts published (every version)", ["tier", "typology", "county"])
 SUPPRESSED = Counter("antifraud_alerts_suppressed_total", "Re-fires suppressed inside the cool-down or at the top tier", [])
@@ -48,14 +51,25 @@ person_state = table("person_state", default=dict)
 
 
 @app.agent(source_topic("signals_enriched"), name="correlate")
+@stops_worker_on_crash(app)
 async def correlate(stream):
+    dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
-        for event in batch:
-            await correlate_one(event)
+        for event in batch:  # one at a time already: a record that raises is dead-lettered alone
+            await isolated(STAGE, [event], lambda events: correlate_one(events[0]), dead_letter)
 
 
 async def correlate_one(event) -> None:
-    signal = DECODER.decode(event.message.value)
+    try:
+        signal = DECODER.decode(event.message.value)
+    except Exception as exc:  # a bug upstream: kept in the dead-letter topic, never a stopped stage
+        if not about_a_record(exc):
+            raise
+        log.error("correlate: undecodable record at %s:%d:%d (%s)", event.message.topic, event.message.partition,
+                  event.message.offset, type(exc).__name__)
+        await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(
+            undecodable(STAGE, event.message, exc, settings.max_event_bytes)))
+        return
     write_tables_for(event)
     state = load(person_state[signal.person_id])
     if already_seen(state, signal.event_id):

@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 
 from streams import metrics
 from streams.dead_letters import undecodable
+from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.app import app, catalog, outbox, settings, sink_topic, source_topic, timed_batches
 from streams.contracts import AppReport, BankEvent, Ingested, TelecomEvent, contract
 from streams.contracts.alerts import EnrichedSignal, Jurisdiction, Vulnerability
@@ -121,16 +122,19 @@ def enriched_signal(envelope: Ingested, result: LookupResult) -> EnrichedSignal:
 
 # --------------------------------------------------------------------------------- the agent
 @app.task
+@stops_worker_on_crash(app)
 async def follow_reference_invalidations() -> None:
     # Until this subscription is live the cache stays off: other processes' loaders must reach it.
     await process_store().follow_invalidations(settings.redis_url, settings.valkey_retry_max_s)
 
 
 @app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="enrich")
+@stops_worker_on_crash(app)
 async def enrich(stream):
     store = process_store()
+    dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
-        await enrich_batch(batch, store)
+        await isolated(STAGE, batch, lambda events: enrich_batch(events, store), dead_letter)
 
 
 async def enrich_batch(batch, store) -> None:
@@ -139,14 +143,17 @@ async def enrich_batch(batch, store) -> None:
     decoded = []
     for ev in batch:
         try:
-            decoded.append((ev, DECODERS[ev.message.topic].decode(ev.message.value)))
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            log.error("enrich: undecodable record at %s:%d:%d", ev.message.topic, ev.message.partition,
-                      ev.message.offset)
-            out.add(DEAD_LETTERS, STAGE.encode(), ENCODER.encode(undecodable(STAGE, ev.message, str(exc), settings.max_event_bytes)))
-    requests = [lookup_request(envelope.event) for _, envelope in decoded]
+            envelope = DECODERS[ev.message.topic].decode(ev.message.value)
+            decoded.append((ev, envelope, lookup_request(envelope.event)))
+        except Exception as exc:  # any bytes: a dead letter with its reason, never a stopped stage
+            if not about_a_record(exc):
+                raise
+            log.error("enrich: undecodable record at %s:%d:%d (%s)", ev.message.topic, ev.message.partition,
+                      ev.message.offset, type(exc).__name__)
+            out.add(DEAD_LETTERS, STAGE.encode(), ENCODER.encode(undecodable(STAGE, ev.message, exc, settings.max_event_bytes)))
+    requests = [request for _, _, request in decoded]
     results = await until_valkey_answers(STAGE, settings, lambda: store.lookup_batch(requests, STAGE))
-    for (ev, envelope), result in zip(decoded, results):
+    for (ev, envelope, _), result in zip(decoded, results):
         signal = enriched_signal(envelope, result)
         out.add(SIGNALS, signal.person_id.encode(), ENCODER.encode(signal))
         source = SOURCES[ev.message.topic].id

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from streams import metrics
-from streams.app import app, catalog, settings, source_topic, table, write_tables_for
+from streams.app import app, catalog, settings, sink_topic, source_topic, table, write_tables_for
 from streams.contracts.actions import Outcome
 from streams.contracts.alerts import Alert, EnrichedSignal
 from streams.contracts.dissuasion import (
@@ -60,7 +60,9 @@ from streams.dissuasion import (
     person_partition,
 )
 from streams.alert_state import DueIndex, Effects, PersonState
+from streams.dead_letters import undecodable
 from streams.escalation import Rules
+from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.signing import verify
 from streams.valkey import async_client
 
@@ -76,6 +78,7 @@ DECODERS = {
     "escalation_inbox": msgspec.json.Decoder(EscalationInbox).decode,
 }
 TOPIC_IDS = {catalog.topic(t).name: t for t in (*DECODERS, "bank_acks", "carrier_acks")}
+DEAD_LETTERS = sink_topic("dead_letter")
 TIMER_RESEND_S = 30.0  # a finding not yet settled by the agent is sent again after this long
 
 alert_state = table("alert_state", default=None)
@@ -87,24 +90,33 @@ def now_utc() -> datetime:
 
 # ------------------------------------------------------------------------------ the agent
 @app.agent(source_topic(*DECODERS), name="escalate")
+@stops_worker_on_crash(app)
 async def escalate(stream):
     valkey = async_client(settings)
+    dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for event in stream.events():
-        started = time.perf_counter()
-        write_tables_for(event)
-        message = event.message
-        topic_id = TOPIC_IDS[message.topic]
-        if topic_id == "signals_enriched" and b'"transfer_out"' not in message.value:
-            continue  # only transfers out matter here; skip decoding the rest of the signal stream
-        try:
-            record = DECODERS[topic_id](message.value)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            BAD_RECORDS.labels(topic_id).inc()
-            log.error("escalate: unreadable record at %s:%d:%d skipped: %s", message.topic, message.partition,
-                      message.offset, exc)
-            continue
-        await handle(record, message.partition, valkey)
-        metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
+        await isolated(STAGE, [event], lambda events: escalate_one(events[0], valkey), dead_letter)
+
+
+async def escalate_one(event, valkey) -> None:
+    started = time.perf_counter()
+    write_tables_for(event)
+    message = event.message
+    topic_id = TOPIC_IDS[message.topic]
+    if topic_id == "signals_enriched" and b'"transfer_out"' not in (message.value or b""):
+        return  # only transfers out matter here; skip decoding the rest of the signal stream
+    try:
+        record = DECODERS[topic_id](message.value)
+    except Exception as exc:  # outcomes come from channel workers and partners' code: any bytes
+        if not about_a_record(exc):
+            raise
+        BAD_RECORDS.labels(topic_id).inc()
+        log.error("escalate: unreadable record at %s:%d:%d dead-lettered (%s)", message.topic, message.partition,
+                  message.offset, type(exc).__name__)
+        await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODE(undecodable(STAGE, message, exc, settings.max_event_bytes)))
+        return
+    await handle(record, message.partition, valkey)
+    metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 async def handle(record, partition: int, valkey) -> None:
@@ -196,31 +208,37 @@ async def carry_out(state: PersonState, effects: Effects, valkey, now: datetime)
 
 # ------------------------------------------------------------------- partner acks, re-keyed
 @app.agent(source_topic("bank_acks", "carrier_acks"), name="partner_acks")
+@stops_worker_on_crash(app)
 async def partner_acks(stream):
     """Verify each ack with its partner's key, find the person it concerns, send it to their partition."""
     valkey = async_client(settings)
+    dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for event in stream.events():
-        message = event.message
-        is_bank = TOPIC_IDS[message.topic] == "bank_acks"
-        ack = _verified_ack(message.value, is_bank)
-        if ack is None:
-            BAD_RECORDS.labels(TOPIC_IDS[message.topic]).inc()
-            log.warning("escalate: unverifiable ack at %s:%d:%d dropped", message.topic, message.partition, message.offset)
-            continue
-        where = await recall_request(STAGE, valkey, ack.request_id)
-        if where is None:
-            BAD_RECORDS.labels("unknown_request").inc()
-            log.warning("escalate: ack for unknown request %s", ack.request_id)
-            continue
-        item = PartnerAckForPerson(where["person_id"], where["alert_id"], **{"bank_ack" if is_bank else "carrier_ack": ack})
-        await INBOX.send(key=where["person_id"].encode(), value=ENCODE(item), partition=where["partition"])
+        await isolated(STAGE, [event], lambda events: partner_ack(events[0].message, valkey), dead_letter)
 
 
-def _verified_ack(value: bytes, is_bank: bool) -> BankAck | CarrierAck | None:
+async def partner_ack(message, valkey) -> None:
+    is_bank = TOPIC_IDS[message.topic] == "bank_acks"
+    ack = _verified_ack(message.value, is_bank)
+    if ack is None:
+        BAD_RECORDS.labels(TOPIC_IDS[message.topic]).inc()
+        log.warning("escalate: unverifiable ack at %s:%d:%d dropped", message.topic, message.partition, message.offset)
+        return
+    where = await recall_request(STAGE, valkey, ack.request_id)
+    if where is None:
+        BAD_RECORDS.labels("unknown_request").inc()
+        log.warning("escalate: ack for unknown request %s", ack.request_id)
+        return
+    item = PartnerAckForPerson(where["person_id"], where["alert_id"], **{"bank_ack" if is_bank else "carrier_ack": ack})
+    await INBOX.send(key=where["person_id"].encode(), value=ENCODE(item), partition=where["partition"])
+
+
+def _verified_ack(value: bytes | None, is_bank: bool) -> BankAck | CarrierAck | None:
+    """The ack if it decodes and its partner's signature holds; None for any other bytes."""
     try:
-        raw = json.loads(value)
+        raw = json.loads(value or b"")
         ack = msgspec.convert(raw, BankAck if is_bank else CarrierAck)
-    except (ValueError, msgspec.ValidationError):
+    except (ValueError, TypeError, RecursionError, msgspec.ValidationError):  # not UTF-8, not JSON, too deep
         return None
     key = KEYS.banks.get(ack.bank) if is_bank else KEYS.carriers.get(ack.carrier)
     return ack if key is not None and verify(raw, key) else None
@@ -248,6 +266,7 @@ def _build_index() -> None:
 
 
 @app.timer(ROUTING.escalation.timer_interval_s)
+@stops_worker_on_crash(app)
 async def find_due() -> None:
     """Deadlines, expiries, renewals and forgettable states, by wall clock (event time plays no part)."""
     global _due_built_after

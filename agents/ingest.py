@@ -4,6 +4,10 @@
                 └──────────> dead-letter topic   (with original bytes, offset and reason)
                 └──────────> dropped duplicate   (counted)
 
+Decoding is total: any bytes end as an accepted event or a dead letter with a documented
+reason, never an exception; an unexpected failure on one record dead-letters it
+(`internal_error`, streams.isolation) and the stage goes on. Record keys are never decoded.
+
 Micro-batches: one Valkey round trip claims the event ids of a whole batch, and its
 records leave together, one record batch per partition (streams.outbox). The
 ingest_tally table keeps exact per-partition counts that survive restarts; it skips
@@ -13,7 +17,6 @@ offsets it has already counted, so a redelivery after a crash is not counted twi
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -33,8 +36,9 @@ from streams.contracts import (
     TelecomEvent,
     contract,
 )
-from streams.dead_letters import Rejected, of_faust_message
+from streams.dead_letters import Rejected, decode_failure, of_faust_message
 from streams.dedup import Claim, claim_all
+from streams.isolation import about_a_record, isolated, record_failed, stops_worker_on_crash
 from streams.valkey import async_client, until_valkey_answers
 
 log = logging.getLogger(__name__)
@@ -43,9 +47,9 @@ STAGE = "ingest"
 INPUTS = {spec.name: spec for spec in catalog.of_kind("input")}
 DECODERS = {name: msgspec.json.Decoder(contract(spec.contract)) for name, spec in INPUTS.items()}
 SINKS = {name: sink_topic(spec.normalized_to) for name, spec in INPUTS.items()}
+ENCODINGS = {name: spec.encoding for name, spec in INPUTS.items()}
 DEAD_LETTERS = sink_topic("dead_letter")
 ENCODER = msgspec.json.Encoder()
-_LONG_DIGITS = re.compile(r"\d{6,}")
 
 
 # ---------------------------------------------------------------- the pure part: judging one message
@@ -55,22 +59,34 @@ class Accepted:
 
 
 def validate_message(topic_name: str, value: bytes | None, now: datetime) -> Accepted | Rejected:
-    """Decode, validate and normalize one input message, or say why it cannot be accepted."""
+    """Decode, validate and normalize one input message, or say why it cannot be accepted. Never raises
+    (but for MemoryError): a failure of its own is the record's `internal_error`."""
+    try:
+        return _validate(topic_name, value, now)
+    except Exception as exc:
+        if not about_a_record(exc):
+            raise
+        return record_failed(STAGE, topic_name, exc)
+
+
+def _validate(topic_name: str, value: bytes | None, now: datetime) -> Accepted | Rejected:
     if not value:
         return Rejected(DeadLetterReason.empty, "empty message")
     if len(value) > settings.max_event_bytes:
         return Rejected(DeadLetterReason.oversized, f"{len(value)} bytes > max_event_bytes {settings.max_event_bytes}")
+    if ENCODINGS[topic_name] != "utf-8":
+        try:
+            value = value.decode(ENCODINGS[topic_name]).encode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejected(DeadLetterReason.not_utf8,
+                            f"message is not {ENCODINGS[topic_name]} (the topic's declared encoding): "
+                            f"invalid byte at {exc.start}")
     try:
         event = DECODERS[topic_name].decode(value)
-    except msgspec.ValidationError as exc:
-        # msgspec names the field path; digits are masked in case a value slipped into the message.
-        return Rejected(DeadLetterReason.schema_violation, _LONG_DIGITS.sub("<digits>", str(exc)))
-    except msgspec.DecodeError as exc:
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            return Rejected(DeadLetterReason.not_utf8, "message is not UTF-8")
-        return Rejected(DeadLetterReason.not_json, f"not JSON: {exc}")
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        # msgspec raises UnicodeDecodeError, not a DecodeError, for a JSON string that is not UTF-8
+        # (GBK text from a feed that did not declare it): the record's fault, with its reason.
+        return decode_failure(exc, value)
     if event.event_time > now + timedelta(seconds=settings.max_future_skew_s):
         return Rejected(
             DeadLetterReason.future_timestamp,
@@ -103,15 +119,43 @@ ingest_tally = table("ingest_tally", default=dict)
 
 
 @app.agent(source_topic(*(spec.id for spec in INPUTS.values())), name="ingest")
+@stops_worker_on_crash(app)
 async def ingest(stream):
     valkey = async_client(settings)
     async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
-        await ingest_batch(batch, valkey)
+        await isolated(STAGE, batch, lambda events: ingest_batch(events, valkey), dead_letter_alone)
+
+
+@dataclass(frozen=True, slots=True)
+class Normalized:
+    """An accepted event ready to leave: its event id (for dedup), partition key and encoded envelope."""
+
+    event_id: str
+    key: bytes
+    value: bytes
+
+
+def normalized(message, verdict: Accepted, now: datetime) -> Normalized | Rejected:
+    """The normalized record of an accepted event; the record's internal_error if building it fails."""
+    try:
+        envelope = Ingested(
+            event=verdict.event,
+            ingested_at=now,
+            source_topic=message.topic,
+            source_partition=message.partition,
+            source_offset=message.offset,
+        )
+        return Normalized(verdict.event.event_id, partition_key(verdict.event), ENCODER.encode(envelope))
+    except Exception as exc:
+        if not about_a_record(exc):
+            raise
+        return record_failed(STAGE, f"{message.topic}:{message.partition}:{message.offset}", exc)
 
 
 async def ingest_batch(batch, valkey) -> None:
     now = datetime.now(timezone.utc)
     verdicts = [validate_message(ev.message.topic, ev.message.value, now) for ev in batch]
+    verdicts = [normalized(ev.message, v, now) if isinstance(v, Accepted) else v for ev, v in zip(batch, verdicts)]
     fresh = await claim_event_ids(batch, verdicts, valkey)
     out = outbox()
     outcomes: list[str] = []  # one per event of the batch, in batch order
@@ -126,14 +170,7 @@ async def ingest_batch(batch, valkey) -> None:
         elif fresh[id(ev)]:
             outcome = "accepted"
             metrics.EVENTS_ACCEPTED.labels(source).inc()
-            envelope = Ingested(
-                event=verdict.event,
-                ingested_at=now,
-                source_topic=message.topic,
-                source_partition=message.partition,
-                source_offset=message.offset,
-            )
-            out.add(SINKS[message.topic], partition_key(verdict.event), ENCODER.encode(envelope))
+            out.add(SINKS[message.topic], verdict.key, verdict.value)
         else:
             outcome = "duplicates"
             metrics.DUPLICATES.labels(source).inc()
@@ -143,12 +180,27 @@ async def ingest_batch(batch, valkey) -> None:
     count_batch_in_tally(batch, outcomes)
 
 
+async def dead_letter_alone(ev, rejected: Rejected) -> None:
+    """A record ingest_batch raised on even alone (streams.isolation): dead-lettered and counted like any."""
+    message, now = ev.message, datetime.now(timezone.utc)
+    source = INPUTS[message.topic].id
+    metrics.EVENTS_IN.labels(source).inc()
+    metrics.EVENTS_INVALID.labels(source, rejected.reason.value).inc()
+    out = outbox()
+    out.add(DEAD_LETTERS, source.encode(), ENCODER.encode(dead_letter(message, rejected, now)))
+    await out.send()
+    count_batch_in_tally([ev], ["dead_lettered"])
+
+
 async def claim_event_ids(batch, verdicts, valkey) -> dict[int, bool]:
-    """One pipeline for the batch: which accepted events are first sightings (or our own redelivery)."""
-    pairs = [(ev, v) for ev, v in zip(batch, verdicts) if isinstance(v, Accepted)]
+    """One pipeline for the batch: which accepted events are first sightings (or our own redelivery).
+
+    The event id comes from the verdict (the decoded event), never from the record key.
+    """
+    pairs = [(ev, v) for ev, v in zip(batch, verdicts) if isinstance(v, Normalized)]
     claims = [
         Claim(
-            key=f"dedup:{INPUTS[ev.message.topic].id}:{v.event.event_id}",
+            key=f"dedup:{INPUTS[ev.message.topic].id}:{v.event_id}",
             owner=f"{ev.message.topic}:{ev.message.partition}:{ev.message.offset}",
         )
         for ev, v in pairs
@@ -190,6 +242,7 @@ def count_batch_in_tally(batch, outcomes: list[str]) -> None:
 
 
 @app.timer(1.0)
+@stops_worker_on_crash(app)
 async def publish_tally() -> None:
     totals: dict[tuple[str, str], int] = {}
     for key, tally in ingest_tally.items():

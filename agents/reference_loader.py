@@ -19,6 +19,7 @@ from prometheus_client import Counter
 
 from streams import metrics
 from streams.dead_letters import undecodable
+from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.app import app, timed_batches, catalog, settings, sink_topic, source_topic
 from streams.contracts import IntelUpdate, contract
 from streams.reference import process_store, write_for
@@ -46,10 +47,12 @@ def list_of(update) -> str:
 
 
 @app.agent(source_topic(*(spec.id for spec in SOURCES.values())), name="reference_loader")
+@stops_worker_on_crash(app)
 async def reference_loader(stream):
     store = process_store()
+    dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
-        await load_batch(batch, store)
+        await isolated(STAGE, batch, lambda events: load_batch(events, store), dead_letter)
 
 
 async def load_batch(batch, store) -> None:
@@ -58,13 +61,16 @@ async def load_batch(batch, store) -> None:
     for ev in batch:
         try:
             update = DECODERS[ev.message.topic].decode(ev.message.value).event
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            log.error("%s: undecodable record at %s:%d:%d", STAGE, ev.message.topic, ev.message.partition,
-                      ev.message.offset)
-            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(STAGE, ev.message, str(exc), settings.max_event_bytes)))
+            write = write_for(update, now_ms)
+        except Exception as exc:  # any bytes: a dead letter with its reason, never a stopped stage
+            if not about_a_record(exc):
+                raise
+            log.error("%s: undecodable record at %s:%d:%d (%s)", STAGE, ev.message.topic, ev.message.partition,
+                      ev.message.offset, type(exc).__name__)
+            await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(undecodable(STAGE, ev.message, exc, settings.max_event_bytes)))
             continue
         updates.append((ev, update))
-        writes.append(write_for(update, now_ms))
+        writes.append(write)
     applied = await until_valkey_answers(STAGE, settings, lambda: store.apply(writes))
     for (ev, update), write, done in zip(updates, writes, applied):
         UPDATES.labels(list_of(update), write.outcome if done else "stale").inc()

@@ -18,34 +18,44 @@ from datetime import datetime, timezone
 import msgspec
 
 from streams import metrics
-from streams.app import app, settings, source_topic
+from streams.app import app, settings, sink_topic, source_topic
 from streams.contracts.alerts import Alert
 from streams.dispatch import PARTNERS, ROUTING, claim_slots, send_action
+from streams.dead_letters import undecodable
 from streams.dissuasion import BAD_RECORDS, plan_for_alert
+from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.valkey import async_client
 
 log = logging.getLogger(__name__)
 
 STAGE = "route"
 DECODE_ALERT = msgspec.json.Decoder(Alert).decode
+ENCODE = msgspec.json.Encoder().encode
+DEAD_LETTERS = sink_topic("dead_letter")
 
 
 @app.agent(source_topic("alerts"), name="route")
+@stops_worker_on_crash(app)
 async def route(stream):
     valkey = async_client(settings)
+    dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for event in stream.events():
         started = time.perf_counter()
-        await route_alert(event.message, valkey)
+        await isolated(STAGE, [event], lambda events: route_alert(events[0].message, valkey), dead_letter)
         metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
 async def route_alert(message, valkey) -> None:
     try:
         alert = DECODE_ALERT(message.value)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except Exception as exc:
+        if not about_a_record(exc):
+            raise
         # The alerts topic is written by the platform itself: this is a bug upstream, not a partner's typo.
         BAD_RECORDS.labels("alerts").inc()
-        log.error("route: unreadable alert at %s:%d:%d skipped: %s", message.topic, message.partition, message.offset, exc)
+        log.error("route: unreadable alert at %s:%d:%d dead-lettered (%s)", message.topic, message.partition,
+                  message.offset, type(exc).__name__)
+        await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODE(undecodable(STAGE, message, exc, settings.max_event_bytes)))
         return
     _tier, planned = plan_for_alert(alert, ROUTING, PARTNERS)
     owners = await claim_slots(STAGE, valkey, planned)

@@ -6,32 +6,28 @@ it goes to the dead-letter topic with its original bytes, where it came from and
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 import msgspec
 
 from streams.contracts.actions import Action, Channel
 from streams.contracts.internal import DeadLetter, DeadLetterReason
-from streams.dead_letters import Rejected, of_kafka_message
+from streams.dead_letters import Rejected, decode_failure, of_kafka_message
+from streams.isolation import about_a_record
 
 _decode = msgspec.json.Decoder(Action).decode
-_LONG_DIGITS = re.compile(r"\d{6,}")  # in case a value slipped into a validation message
 
 
 def read_action(value: bytes | None, channel: Channel) -> tuple[Action | None, Rejected | None]:
+    """The action, or why it cannot be carried out; any bytes, never an exception (but MemoryError)."""
     if not value:
         return None, Rejected(DeadLetterReason.empty, "empty message")
     try:
         action = _decode(value)
-    except msgspec.ValidationError as exc:
-        return None, Rejected(DeadLetterReason.schema_violation, _LONG_DIGITS.sub("<digits>", str(exc)))
-    except msgspec.DecodeError as exc:
-        try:
-            value.decode("utf-8")
-        except UnicodeDecodeError:
-            return None, Rejected(DeadLetterReason.not_utf8, "message is not UTF-8")
-        return None, Rejected(DeadLetterReason.not_json, f"not JSON: {exc}")
+    except Exception as exc:
+        if not about_a_record(exc):
+            raise
+        return None, decode_failure(exc, value)
     if action.channel is not channel:
         # Carrying it out here would use the wrong gateway and policy; routing must fix it.
         return None, Rejected(

@@ -37,6 +37,7 @@ from streams.contracts.dissuasion import (
     RejectReason,
     RequestKind,
 )
+from streams.isolation import about_a_record
 from streams.kafka import consumer_config, producer_config
 from streams.routing import bank_key, bank_topic_id, carrier_key, get_partners
 from streams.shutdown import stop_on_signals
@@ -70,9 +71,12 @@ def _read(raw_bytes: bytes, contract: type, key: bytes, partner: str, partner_fi
     try:
         raw = json.loads(raw_bytes)
         request = msgspec.convert(raw, contract)
-    except (ValueError, msgspec.ValidationError):
+        genuine = verify(raw, key)
+    except Exception as exc:  # any bytes: not UTF-8, not JSON, too deep, not the contract
+        if not about_a_record(exc):
+            raise
         raise Rejected(RejectReason.malformed) from None
-    if not verify(raw, key):
+    if not genuine:
         raise Rejected(RejectReason.bad_signature)
     if getattr(request, partner_field) != partner:
         raise Rejected(RejectReason.wrong_partner)
@@ -84,7 +88,7 @@ def _read(raw_bytes: bytes, contract: type, key: bytes, partner: str, partner_fi
 def _request_id_of(raw_bytes: bytes, where: str) -> str:
     try:
         value = json.loads(raw_bytes).get("request_id")
-    except (ValueError, AttributeError):
+    except (ValueError, TypeError, AttributeError, RecursionError):
         return where
     return value if isinstance(value, str) and value else where
 
@@ -156,7 +160,7 @@ def carrier_consumer_main(settings: Settings, carrier: str, stop: threading.Even
         try:
             if json.loads(raw).get("carrier") not in (carrier, None):
                 return None
-        except (ValueError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             pass
         return judge_carrier_request(raw, carrier, key, book, now, where)
 

@@ -35,6 +35,8 @@ from channels.gateways.base import scrub
 from channels.held import HeldAction, HeldStore
 from channels.metrics import DEAD_LETTERS, HELD, HELD_PENDING, OUTCOMES, SEND_SECONDS
 from channels.policy import ContactPolicy, Hold
+from streams.dead_letters import Rejected, dead_letter
+from streams.isolation import about_a_record, record_failed
 from streams.valkey import until_valkey_answers_sync as until_valkey_answers
 from streams.catalog import get_catalog
 from streams.contracts.actions import Action, Channel, Outcome, Result
@@ -144,6 +146,10 @@ class ChannelWorker:
                 self.handle_message(message)
             except _Stopping:
                 break
+            except Exception as exc:
+                if not about_a_record(exc):
+                    raise  # Kafka or Valkey gone past every retry: stop uncommitted, the restart heals
+                self.dead_letter(message, record_failed(self.stage, _where(message), exc))
             done[(message.topic(), message.partition())] = message.offset() + 1
         self.flush()
         if done:
@@ -156,16 +162,18 @@ class ChannelWorker:
                 log.warning("%s: commit failed (%s); the batch will be read again", self.stage, exc)
 
     def handle_message(self, message) -> None:
-        source = f"{message.topic()}:{message.partition()}:{message.offset()}"
         action, rejected = read_action(message.value(), self.channel)
         if rejected is not None:
-            DEAD_LETTERS.labels(self.channel.value).inc()
-            letter = action_dead_letter(message, rejected, self.stage, datetime.now(timezone.utc),
-                                        self.settings.max_event_bytes)
-            log.warning("%s: dead letter %s: %s", self.stage, source, rejected.detail)
-            self._produce(self.dead_letter_topic, message.topic().encode(), _encode(letter))
+            self.dead_letter(message, rejected)
             return
-        self.process(action, message.value(), source, held=None)
+        self.process(action, message.value(), _where(message), held=None)
+
+    def dead_letter(self, message, rejected: Rejected) -> None:
+        DEAD_LETTERS.labels(self.channel.value).inc()
+        letter = action_dead_letter(message, rejected, self.stage, datetime.now(timezone.utc),
+                                    self.settings.max_event_bytes)
+        log.warning("%s: dead letter %s: %s", self.stage, _where(message), rejected.detail)
+        self._produce(self.dead_letter_topic, message.topic().encode(), _encode(letter))
 
     # ------------------------------------------------------------------ one action
     def process(self, action: Action, raw: bytes, source: str, held: HeldAction | None) -> bool:
@@ -282,12 +290,27 @@ class ChannelWorker:
                     finished.append(oid)
             except _Stopping:
                 break
+            except Exception as exc:
+                if not about_a_record(exc):
+                    raise
+                # It was read and held once, so it decoded then: a bug, kept as a dead letter, never retried
+                # forever (a held action that raises on every release would stop the channel).
+                self.dead_letter_held(record, record_failed(self.stage, record.source, exc))
+                finished.append(oid)
         if finished:
             self.flush()  # the outcomes are durable before their held entries go
             for oid in finished:
                 self._valkey(lambda oid=oid: self.held.remove(oid))
         pending, self._next_due = self._valkey(self.held.peek)
         HELD_PENDING.labels(self.channel.value).set(pending)
+
+    def dead_letter_held(self, record: HeldAction, rejected: Rejected) -> None:
+        topic, partition, offset = _coordinates(record.source)
+        DEAD_LETTERS.labels(self.channel.value).inc()
+        letter = dead_letter(stage=self.stage, topic=topic, partition=partition, offset=offset, value=record.action,
+                             key=None, rejected=rejected, now=datetime.now(timezone.utc),
+                             max_bytes=self.settings.max_event_bytes)
+        self._produce(self.dead_letter_topic, topic.encode(), _encode(letter))
 
     # -------------------------------------------------------------------- plumbing
     def _produce(self, topic: str, key: bytes, value: bytes) -> None:
@@ -318,6 +341,20 @@ class ChannelWorker:
         if action.channel is Channel.police_visit:
             return f"station {target.station or action.jurisdiction.station}"
         return mask(target.phone)
+
+
+def _where(message) -> str:
+    return f"{message.topic()}:{message.partition()}:{message.offset()}"
+
+
+def _coordinates(source: str) -> tuple[str, int, int]:
+    """'topic:partition:offset' (a held action's source) -> its parts; -1 where it cannot be read."""
+    head, _, offset = source.rpartition(":")
+    topic, _, partition = head.rpartition(":")
+    try:
+        return topic, int(partition), int(offset)
+    except ValueError:
+        return source, -1, -1
 
 
 def main(settings: Settings, channel: Channel, *, topic: str | None = None, group_id: str | None = None) -> None:

@@ -14,24 +14,28 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime, timezone
 
 import msgspec
 import redis
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from prometheus_client import Counter
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 
 from oversight import schema
 from oversight.audit import build_audit
 from oversight.contracts import AuditRecord
 from oversight.db import migrate
 from oversight.ledger import ledger_group, ledger_topics
+from streams.dead_letters import Rejected, decode_failure, of_kafka_message
+from streams.isolation import about_a_record, record_failed
 from streams.shutdown import stop_on_signals
 from oversight.status import alerts_of_case
 from streams.catalog import Catalog, get_catalog
-from streams.contracts import CaseReport, Ingested
+from streams.contracts import CaseReport, DeadLetterReason, Ingested
 from streams.contracts.reference import IdentifierKind
-from streams.kafka import consumer_config, exact_end_offsets, producer_config
+from streams.kafka import consumer_config, end_offsets, producer_config
 from streams.reference import decode_record, derived_person_id, registry_key
 from streams.settings import Settings
 from streams.valkey import VALKEY_OUTAGE_ERRORS, sync_client
@@ -42,6 +46,18 @@ AUDITS = Counter("antifraud_audits_total", "Case reports audited, by result (aud
 FINDINGS = Counter("antifraud_audit_findings_total", "Broken steps found by reverse audits", ["problem", "unit_role"])
 DECODE_CASE = msgspec.json.Decoder(Ingested[CaseReport])
 ENCODE = msgspec.json.Encoder()
+
+
+def read_case(value: bytes | None) -> CaseReport | Rejected:
+    """The case report of a norm_case record, or why not: any bytes, never an exception (but MemoryError)."""
+    if not value:
+        return Rejected(DeadLetterReason.empty, "empty message")
+    try:
+        return DECODE_CASE.decode(value).event
+    except Exception as exc:
+        if not about_a_record(exc):
+            raise
+        return decode_failure(exc, value)
 
 
 def persons_of_victim(registry: redis.Redis | None, case: CaseReport) -> set[str]:
@@ -81,8 +97,7 @@ class LedgerProgress:
                 self.partitions += [TopicPartition(spec.name, p) for p in range(spec.partitions)]
 
     def ends(self) -> dict[tuple[str, int], int]:
-        # Exact: the listed end of a quirky broker (streams.quirks) falls short after a batched write.
-        return exact_end_offsets(self.bootstrap, self.partitions)
+        return end_offsets(self.bootstrap, self.partitions)
 
     def wait_past(self, ends: dict[tuple[str, int], int], timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -110,6 +125,7 @@ class AuditWorker:
         self.catalog = catalog or get_catalog(settings.topics_file)
         self.cases = self.catalog.topic("norm_case").name
         self.audits = self.catalog.topic("audits").name
+        self.dead_letters = self.catalog.topic("dead_letter").name
         self.consumer = Consumer(consumer_config(settings, group_id=group_id or f"{self.catalog.app_id}-audit"))
         self.producer = Producer(producer_config(settings))
         self.progress = LedgerProgress(settings, self.catalog, ledger_group_id)
@@ -128,15 +144,9 @@ class AuditWorker:
         self.progress.wait_past(ends, self.settings.audit_ledger_wait_s)
         published = []
         for message in messages:
-            try:
-                case = DECODE_CASE.decode(message.value()).event
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.error("audit: unreadable case report at partition %d offset %d skipped",
-                          message.partition(), message.offset())
-                continue
-            record = self.audit(case)
+            record = self.audit_message(message)
             if record is not None:
-                self.producer.produce(self.audits, key=case.case_id.encode(), value=ENCODE.encode(record))
+                self.producer.produce(self.audits, key=record.case_id.encode(), value=ENCODE.encode(record))
                 published.append(record)
         if self.producer.flush(30) != 0:
             raise RuntimeError("audit: records not delivered; offsets not committed")
@@ -145,6 +155,28 @@ class AuditWorker:
         except KafkaException as exc:  # a rebalance: the cases are audited again, with the same audit ids
             log.warning("audit: commit failed (%s)", exc)
         return published
+
+    def audit_message(self, message) -> AuditRecord | None:
+        """The audit of one case record; any bytes or a failure on it end as a dead letter, never a stop."""
+        case = read_case(message.value())
+        if isinstance(case, Rejected):
+            log.error("audit: unreadable case report at partition %d offset %d dead-lettered (%s)",
+                      message.partition(), message.offset(), case.reason.value)
+            self.dead_letter(message, case)
+            return None
+        try:
+            return self.audit(case)
+        except (OperationalError, *VALKEY_OUTAGE_ERRORS):
+            raise  # the ledger database or Valkey is gone: offsets hold, the restart audits it again
+        except Exception as exc:
+            if not about_a_record(exc):
+                raise
+            self.dead_letter(message, record_failed("audit", f"norm_case:{message.partition()}:{message.offset()}", exc))
+            return None
+
+    def dead_letter(self, message, rejected) -> None:
+        letter = of_kafka_message("audit", message, rejected, datetime.now(timezone.utc), self.settings.max_event_bytes)
+        self.producer.produce(self.dead_letters, key=b"audit", value=ENCODE.encode(letter))
 
     def audit(self, case: CaseReport) -> AuditRecord | None:
         with self.engine.connect() as conn:

@@ -63,10 +63,7 @@ def simulate() -> None:
 
 
 def _platform_process_settings() -> Settings:
-    """Common start of a platform process: servers from the environment, metrics served.
-
-    Only the Faust worker needs the broker's quirks resolved (it alone writes changelogs).
-    """
+    """Common start of a platform process: servers from the environment, metrics served."""
     from streams.metrics import serve_metrics
 
     settings = _servers_from_env(get_settings())

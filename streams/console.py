@@ -25,6 +25,10 @@ SECTIONS = (
     ("events in", "antifraud_events_in_total", "source"),
     ("accepted", "antifraud_events_accepted_total", "source"),
     ("invalid (dead letters)", "antifraud_events_invalid_total", "reason"),
+    # Per feed, so the integrator of the feed that sends GBK sees it the same day.
+    ("not UTF-8 by source", "antifraud_events_invalid_total", "source", {"reason": "not_utf8"}),
+    # A bug met on a record: dead-lettered, the stage went on; someone must look.
+    ("internal errors by stage", "antifraud_internal_errors_total", "stage"),
     ("duplicates dropped", "antifraud_duplicates_total", "source"),
     ("alerts by tier", "antifraud_alerts_total", "tier"),
     ("alerts by warning type", "antifraud_alerts_total", "typology"),

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+import msgspec
+
 from streams.contracts import DeadLetter, DeadLetterReason
+from streams.masking import mask_text
+
+_LONG_DIGITS = re.compile(r"\d{6,}")  # in case a value slipped into a validation message
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +74,35 @@ def of_kafka_message(stage: str, message, rejected: Rejected, now: datetime, max
     )
 
 
-def undecodable(stage: str, message, detail: str, max_bytes: int) -> DeadLetter:
-    """A normalized record that does not decode (a bug upstream): kept, not lost."""
-    rejected = Rejected(DeadLetterReason.schema_violation, detail)
+def decode_failure(exc: BaseException, value: bytes | None = None) -> Rejected:
+    """Why `value` did not decode, from what the decoder raised; the detail names no value."""
+    if isinstance(exc, UnicodeDecodeError):  # msgspec raises it for a JSON string that is not UTF-8
+        return Rejected(DeadLetterReason.not_utf8, "message is not UTF-8: a JSON string holds other bytes")
+    if isinstance(exc, msgspec.ValidationError):
+        return Rejected(DeadLetterReason.schema_violation, _LONG_DIGITS.sub("<digits>", str(exc)))
+    if isinstance(exc, RecursionError):
+        return Rejected(DeadLetterReason.not_json, "not JSON: nested too deep")
+    if isinstance(exc, msgspec.DecodeError):
+        if value is not None and not _is_utf8(value):
+            return Rejected(DeadLetterReason.not_utf8, "message is not UTF-8")
+        return Rejected(DeadLetterReason.not_json, f"not JSON: {_LONG_DIGITS.sub('<digits>', str(exc))}")
+    return internal_error("decode", exc)
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def undecodable(stage: str, message, exc: BaseException, max_bytes: int) -> DeadLetter:
+    """A platform-written record that does not decode (a bug upstream): kept, not lost."""
+    rejected = decode_failure(exc, message.value)
     return of_faust_message(stage, message, rejected, datetime.now(timezone.utc), max_bytes)
+
+
+def internal_error(stage: str, exc: BaseException) -> Rejected:
+    """A record the stage failed on (a bug): the stage, the exception class and a masked message."""
+    return Rejected(DeadLetterReason.internal_error, f"{stage}: {type(exc).__name__}: {mask_text(exc)}")

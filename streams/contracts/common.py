@@ -60,6 +60,12 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 # (a letter, "ext. 12") is refused: phonenumbers would silently drop it and return a different,
 # real-looking number.
 _PHONE_TEXT = re.compile(r"\(?\+?[\d().]+")
+# Chinese service numbers and short codes: real senders (a verification SMS, a bank's call, and
+# a favourite disguise of fraud) that have no subscriber-number form phonenumbers would accept:
+# 106… SMS senders (8-20 digits), 1xx-1xxxx hotlines (110, 10086, 12345), 95xxx/96xxx service
+# numbers (96110), 400/800 numbers. They become +86 and their digits, as phonenumbers formats
+# the ones it does accept, so a listed number and a record of it always meet.
+_CN_SERVICE = re.compile(r"106\d{5,17}|1\d{2,4}|9[56]\d{3,6}|[48]00\d{7}")
 
 
 class Typology(str, Enum):
@@ -85,6 +91,9 @@ def normalize_phone(raw: str, field: str, default_region: str = "CN") -> str:
     compact = "".join(raw.split()).replace("-", "")  # split() also drops tabs and the CJK space U+3000
     if compact.startswith("00"):
         compact = "+" + compact[2:]
+    national = compact[3:] if compact.startswith("+86") else compact
+    if _CN_SERVICE.fullmatch(national):
+        return "+86" + national
     if _E164.fullmatch(compact):
         return compact
     if not _PHONE_TEXT.fullmatch(compact):

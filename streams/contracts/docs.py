@@ -191,6 +191,10 @@ generated from them. All data shown is synthetic.
 - **Phone numbers** may come in any common form (`138 0013 8000`, `+86 138-0013-8000`,
   `008613800138000`); they are normalized to E.164 (`+8613800138000`) at ingest, so every
   downstream topic carries E.164 only. Letters or other characters in a number are rejected.
+  Chinese service numbers and short codes (106… SMS senders, 95xxx and 96xxx numbers,
+  400/800 numbers, 1xxxx hotlines such as `10086`, `12345`) are real senders: they become
+  `+86` and their digits (`+8695588`), the form a listed number of theirs takes too.
+- **URLs** keep their case except the scheme and host, which are lower-cased.
 - **Unknown fields are rejected**: a misspelt field is an error, not silently lost data.
   Fields with a default may be left out; `null` is accepted only where the type says so.
 - **`event_id`** is the sender's unique id of the message; a repeat within the dedup window
@@ -208,7 +212,13 @@ reason:
 {reason_lines}
 
 The `detail` names the field path and what was expected, never the value (it may be
-personal data). The record's format is [DeadLetter](#deadletter) below."""
+personal data). The record's format is [DeadLetter](#deadletter) below.
+
+Text is UTF-8. A feed that can only send GB18030 says so once in topics.yaml (`encoding:
+gb18030` on its input topic) and the platform transcodes it; anything else that is not
+UTF-8 is dead-lettered `not_utf8` and counted per source on the console, so the
+integrator sees it the same day. The record key is never decoded: ingest keys each
+record again by its resident, so a key in any encoding is kept as bytes and harms nothing."""
 
 
 def render_contracts_md(topics_file: Path | None = None) -> str:

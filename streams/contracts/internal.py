@@ -21,12 +21,13 @@ class Ingested(Struct, Generic[T], forbid_unknown_fields=True):
 
 
 class DeadLetterReason(str, Enum):
-    not_utf8 = "not_utf8"
+    not_utf8 = "not_utf8"  # the value is not UTF-8 (nor the encoding topics.yaml declares for the topic)
     not_json = "not_json"
     schema_violation = "schema_violation"  # wrong type, missing field, unknown enum, out of range
     oversized = "oversized"
     future_timestamp = "future_timestamp"
     empty = "empty"
+    internal_error = "internal_error"  # the platform failed on this record (a bug): detail names stage and error
 
 
 class DeadLetter(Struct, forbid_unknown_fields=True):

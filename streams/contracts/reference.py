@@ -4,6 +4,7 @@ Both arrive on update topics and are loaded into Valkey by the loader agent; the
 simulator seeds them the same way. `op: delete` is a tombstone.
 """
 
+import re
 from enum import Enum
 
 from streams.contracts.common import (
@@ -60,13 +61,33 @@ def normalize_intel_value(kind: IntelKind, value: str) -> str:
         if not (prefix.startswith("+") and prefix[1:].isdigit() and 3 <= len(prefix) <= 16):
             raise ValueError("number_range must be a '+' followed by 2 to 15 digits")
         return prefix
-    if kind in (IntelKind.phishing_url, IntelKind.phishing_domain):
+    if kind is IntelKind.phishing_url:
+        return normalize_url(value)
+    if kind is IntelKind.phishing_domain:
         return value.lower()
     if kind is IntelKind.fraud_apk:
         if len(value) != 64 or any(c not in "0123456789abcdefABCDEF" for c in value):
             raise ValueError("fraud_apk must be a hex SHA-256")
         return value.lower()
     return value
+
+
+_AUTHORITY_END = re.compile(r"[/?#]")
+
+
+def normalize_url(url: str) -> str:
+    """Scheme and host lower-cased (they are case-insensitive); path, query and fragment kept as sent.
+
+    Short links differ by case in the path (`t.cn/AbC` is not `t.cn/abc`). A bare `host/path`,
+    as SMS carry them, has its host lower-cased too; user info, if any, is kept as sent.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # scheme-relative (//host/path) or bare (host/path)
+        scheme, sep, rest = ("", "//", url[2:]) if url.startswith("//") else ("", "", url)
+    end = _AUTHORITY_END.search(rest)
+    authority, tail = (rest[: end.start()], rest[end.start():]) if end else (rest, "")
+    user, at, host = authority.rpartition("@")
+    return scheme.lower() + sep + user + at + host.lower() + tail
 
 
 class AgeBand(str, Enum):

@@ -74,8 +74,8 @@ def test_derived_person_id_is_stable_and_hides_the_identifier():
 
 
 def test_url_probes_exact_url_then_host_and_parents():
-    exact, domain = url_probes("sms_url", "HTTPS://Pay.Licai.Top.Test/Login")
-    assert exact.keys == (intel_key(IntelKind.phishing_url, "https://pay.licai.top.test/login"),)
+    exact, domain = url_probes("sms_url", "HTTPS://Pay.Licai.Top.Test/Login")  # the path keeps its case
+    assert exact.keys == (intel_key(IntelKind.phishing_url, "https://pay.licai.top.test/Login"),)
     assert domain.keys == tuple(intel_key(IntelKind.phishing_domain, d)
                                 for d in ("pay.licai.top.test", "licai.top.test", "top.test"))
 

@@ -1,0 +1,69 @@
+"""A crashed agent ends its worker process non-zero (so the supervisor restarts it), never lives on inside it.
+
+A real Faust worker process on the session's embedded broker; its agent raises outside
+record handling. Faust's default (shown too) logs the crash and keeps the worker alive,
+its partitions read by nobody.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+WORKER = Path(__file__).with_name("crashing_worker.py")
+PROJECT_ROOT = WORKER.parents[2]
+
+
+def start_worker(servers, tmp_path: Path, wrap: bool) -> tuple[subprocess.Popen, Path]:
+    app_id = f"test-crash-{uuid.uuid4().hex[:8]}"
+    source = f"{app_id}.in"
+    admin = AdminClient({"bootstrap.servers": servers.bootstrap})
+    for future in admin.create_topics([NewTopic(source, num_partitions=1, replication_factor=1)]).values():
+        future.result(10)
+    producer = Producer({"bootstrap.servers": servers.bootstrap})
+    for value in (b"fine", b"boom", b"never read"):
+        producer.produce(source, value=value)
+    assert producer.flush(10) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+           "CRASH_APP_ID": app_id, "CRASH_BOOTSTRAP": servers.bootstrap, "CRASH_SOURCE": source,
+           "CRASH_WRAP": "1" if wrap else "0"}
+    log_path = tmp_path / f"worker-{'wrapped' if wrap else 'default'}.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen([sys.executable, str(WORKER), "worker", "--loglevel", "info"], cwd=tmp_path,
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+    return worker, log_path
+
+
+def test_a_crashed_agent_ends_the_worker_non_zero(servers, tmp_path):
+    worker, log_path = start_worker(servers, tmp_path, wrap=True)
+    try:
+        code = worker.wait(90)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        pytest.fail(f"the worker outlived its crashed agent; log: {log_path}")
+    log = log_path.read_text(errors="replace")
+    assert code != 0, log[-3000:]
+    assert "agent crash_on_boom crashed (RuntimeError" in log
+    assert "never read" not in log
+
+
+def test_faust_alone_keeps_a_crashed_agents_worker_alive(servers, tmp_path):
+    # Why the wrapper exists: without it the process lives on and reads nothing more.
+    worker, log_path = start_worker(servers, tmp_path, wrap=False)
+    try:
+        deadline = time.monotonic() + 60
+        while b"boom" not in log_path.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(5)
+        assert worker.poll() is None, log_path.read_text(errors="replace")[-3000:]
+    finally:
+        worker.terminate()
+        worker.wait(30)
