@@ -148,8 +148,16 @@ class EmbeddedBroker(EmbeddedServer):
         return self
 
     def _answers_metadata(self) -> bool:
+        """Ready once it answers metadata and has a group coordinator.
+
+        A fresh broker creates __consumer_offsets on the first coordinator look-up, and
+        until it has, every client joining a group logs errors: the first look-up is made
+        here, so a worker that starts next finds a coordinator.
+        """
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
         try:
-            AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0}).list_topics(timeout=1.0)
+            admin.list_topics(timeout=1.0)
+            admin.describe_consumer_groups(["antifraud-readiness"], request_timeout=2.0)["antifraud-readiness"].result()
             return True
         except KafkaException:
             return False
