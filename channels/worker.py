@@ -191,15 +191,17 @@ class ChannelWorker:
         if hold is not None:
             self.hold(oid, raw, source, hold, again=held is not None)
             return False
-        self.send(action, oid)
+        self.send(action, oid, decided_at=now)
         return True
 
-    def send(self, action: Action, oid: str) -> None:
+    def send(self, action: Action, oid: str, decided_at: float) -> None:
         ours, claim = self._valkey(lambda: self.claims.claim(oid, self.instance, time.time()))
         if not ours and not self._our_own_claim(claim):
             self.resolve_existing(action, oid, claim)
             return
-        started = datetime.now(timezone.utc)
+        # The instant the contact policy counted this contact: what the frequency cap and the rate
+        # limit measure from, so the outcomes show their spacing exactly (not the send's later start).
+        started = datetime.fromtimestamp(decided_at, timezone.utc)
         clock = time.perf_counter()
         reply = self.call_gateway(action, oid)
         SEND_SECONDS.labels(self.channel.value).observe(time.perf_counter() - clock)

@@ -69,7 +69,7 @@ class Outcome(Struct, forbid_unknown_fields=True):
     person_id: str
     channel: Channel
     result: Result
-    started_at: Timestamp
+    started_at: described(Timestamp, "When the contact policy let the contact go (and counted it); the send follows at once.")
     finished_at: Timestamp
     attempt: int = 1
     detail: described(str, "Gateway's words; never a phone number.") = ""
