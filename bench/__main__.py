@@ -12,10 +12,15 @@ DEFAULTS = BenchConfig()
 
 
 def parse(argv: list[str] | None = None) -> BenchConfig:
-    p = argparse.ArgumentParser(prog="python -m bench", description="Throughput, latency and resources of the pipeline.")
+    p = argparse.ArgumentParser(prog="python -m bench", description="Throughput, latency and resources of the pipeline.",
+                                epilog="--soak: the whole platform for an hour, sampled once a minute "
+                                       "(`antifraud bench --soak --help`)")
     p.add_argument("--persons", type=int, default=DEFAULTS.persons, help="registry size (residents)")
     p.add_argument("--intel", type=int, default=DEFAULTS.intel, help="intelligence list entries")
-    p.add_argument("--events", type=int, default=DEFAULTS.events, help="event-mix messages per drain phase")
+    p.add_argument("--events", type=int, default=DEFAULTS.events,
+                   help="event-mix messages for the pass-through and each stage alone")
+    p.add_argument("--chain-events", type=int, default=DEFAULTS.chain_events,
+                   help="event-mix messages for the whole chain")
     p.add_argument("--raw-records", type=int, default=DEFAULTS.raw_records, help="records of the raw broker reference")
     p.add_argument("--warmup", type=float, default=DEFAULTS.warmup_s, help="seconds excluded from every rate")
     p.add_argument("--duration", type=float, default=DEFAULTS.duration_s,
@@ -39,7 +44,7 @@ def parse(argv: list[str] | None = None) -> BenchConfig:
     if a.workers < 1 or a.reference_workers < 1:
         p.error("--workers and --reference-workers must be at least 1")
     return BenchConfig(
-        persons=a.persons, intel=a.intel, events=a.events, raw_records=a.raw_records, warmup_s=a.warmup,
+        persons=a.persons, intel=a.intel, events=a.events, chain_events=a.chain_events, raw_records=a.raw_records, warmup_s=a.warmup,
         duration_s=a.duration, rates=tuple(a.rates) if a.rates else DEFAULTS.rates,
         alone=tuple(a.alone) if a.alone else None, workers=a.workers, reference_workers=a.reference_workers, seed=a.seed,
         commit_interval_s=a.commit_interval, out_dir=a.out, run_dir=a.run_dir,
@@ -50,11 +55,17 @@ def parse(argv: list[str] | None = None) -> BenchConfig:
 def cli(argv: list[str] | None = None) -> int:
     """`antifraud bench ...` and `python -m bench ...`: the exit code is 1 only when a phase could not be measured."""
     import json
+    import sys
 
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "--soak" in args:  # the long-run mode has options of its own (bench.soak)
+        from bench.soak import cli as soak
+
+        return soak([a for a in args if a != "--soak"])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     from bench.run import main
 
-    results = main(parse(argv))
+    results = main(parse(args))
     # Low numbers never fail a run; a phase that could not be measured does.
     return 1 if json.loads(results.read_text())["errors"] else 0
 

@@ -131,8 +131,9 @@ def measure_step(bench: Bench, group: str, rate: float, level: str, out_topics: 
     run = _offer_and_drain(bench, group, rate, bench.config.duration_s, f"lat{int(rate)}")
     after = bench.ends_of(inputs + out_topics + alerts)
     ranges = {tp: (before[tp], after[tp]) for tp in after if after[tp] > before.get(tp, 0)}
-    produced_at = _input_times(bench, {tp: r for tp, r in ranges.items() if tp[0] in inputs})
-    samples = _join(bench, level, ranges, produced_at, out_topics, alerts)
+    produced_at = input_times(bench.settings.kafka_bootstrap_servers, {tp: r for tp, r in ranges.items() if tp[0] in inputs})
+    samples = [(tier, ms) for tier, ms, _ in join_outputs(bench.settings.kafka_bootstrap_servers, level, ranges,
+                                                          produced_at, out_topics, alerts, {})]
     step = {
         "offered_rate": rate,
         "achieved_rate": round(run["offered"] / run["offered_s"], 1) if run["offered_s"] > 0 else 0.0,
@@ -166,10 +167,11 @@ def memory_growth(bench: Bench, started: float, ended: float) -> dict:
     return out
 
 
-def _input_times(bench: Bench, ranges: dict[TP, tuple[int, int]]) -> dict[str, int]:
+def input_times(servers: str, ranges: dict[TP, tuple[int, int]]) -> dict[str, int]:
+    """event id -> the input record's timestamp (its produce time, ms) for every input record in `ranges`."""
     decode = msgspec.json.Decoder(_EventId).decode
     produced_at = {}
-    for msg in read_ranges(bench.settings.kafka_bootstrap_servers, ranges):
+    for msg in read_ranges(servers, ranges):
         try:
             produced_at[decode(msg.value()).event_id] = msg.timestamp()[1]
         except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
@@ -186,9 +188,14 @@ def _decoded(messages, decoder: msgspec.json.Decoder):
             continue
 
 
-def _join(bench, level, ranges, produced_at, out_topics, alert_topics) -> list[tuple[str | None, float]]:
-    """(tier or None, latency ms) per output record that joins to an input of this step."""
-    servers = bench.settings.kafka_bootstrap_servers
+def join_outputs(servers: str, level: str, ranges: dict, produced_at: dict[str, int], out_topics: list[str],
+                 alert_topics: list[str], triggers: dict[tuple[str, int], tuple[int, str]]
+                 ) -> list[tuple[str | None, float, int]]:
+    """(tier or None, latency ms, output timestamp ms) per output record in `ranges` that joins to an input.
+
+    `triggers` (alert id, version) -> (trigger time, tier) is filled from the alerts read and
+    may come from earlier calls: the soak joins an action to an alert of a minute before.
+    """
     out_ranges = {tp: r for tp, r in ranges.items() if tp[0] in out_topics}
     samples = []
     if level in ("normalized", "signals_enriched"):
@@ -196,9 +203,8 @@ def _join(bench, level, ranges, produced_at, out_topics, alert_topics) -> list[t
         for msg, ref in _decoded(read_ranges(servers, out_ranges), decoder):
             event_id = ref.event.event_id if level == "normalized" else ref.event_id
             if event_id in produced_at:
-                samples.append((None, msg.timestamp()[1] - produced_at[event_id]))
+                samples.append((None, msg.timestamp()[1] - produced_at[event_id], msg.timestamp()[1]))
         return samples
-    triggers: dict[tuple[str, int], tuple[int, str]] = {}
     alert_ranges = out_ranges if level == "alerts" else {tp: r for tp, r in ranges.items() if tp[0] in alert_topics}
     for msg, alert in _decoded(read_ranges(servers, alert_ranges), msgspec.json.Decoder(_AlertRef)):
         known = [produced_at[e] for s in alert.signals for e in s.event_ids if e in produced_at]
@@ -206,13 +212,13 @@ def _join(bench, level, ranges, produced_at, out_topics, alert_topics) -> list[t
             continue
         trigger = max(known)  # the latest evidence is the event that raised this version
         if level == "alerts":
-            samples.append((alert.tier, msg.timestamp()[1] - trigger))
+            samples.append((alert.tier, msg.timestamp()[1] - trigger, msg.timestamp()[1]))
         triggers[(alert.alert_id, alert.version)] = (trigger, alert.tier)
     if level == "actions":
         for msg, action in _decoded(read_ranges(servers, out_ranges), msgspec.json.Decoder(_ActionRef)):
             found = triggers.get((action.alert_id, action.alert_version))
             if found and action.reason in FIRST_RESPONSE_REASONS:
-                samples.append((action.tier, msg.timestamp()[1] - found[0]))
+                samples.append((action.tier, msg.timestamp()[1] - found[0], msg.timestamp()[1]))
     return samples
 
 

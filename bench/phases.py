@@ -6,6 +6,7 @@ import threading
 import time
 
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
 from bench import mix
 from bench.config import PASSTHROUGH_APP_ID, PASSTHROUGH_IN, PASSTHROUGH_OUT
@@ -15,6 +16,7 @@ from bench.processes import all_alive, spawn_module, spawn_workers, stop_child, 
 from bench.producer import BenchProducer, bulk_config
 from bench.stages import fed_stages, forward_inputs, reference_stages, stage_inputs, stages_to_run_alone
 from streams.supervisor import Child
+from streams.topics_admin import apply_topics
 
 
 # ------------------------------------------------------------------------------- loading
@@ -78,6 +80,35 @@ def _with_produce_progress(bench: Bench, what: str, total: int | None, producer:
         raise errors[0]
 
 
+def empty_tables(bench: Bench, timeout_s: float = 60.0) -> list[str]:
+    """Delete the Faust changelogs and create them again from topics.yaml: every table starts empty.
+
+    A phase measures its stages from a clean start: with the tables of the phases before
+    it (the same seeded residents, so open alerts and cool-downs), correlate and escalate
+    would do other work than on a fresh platform, and recovering them would cost start-up
+    time. Compacted topics refuse DeleteRecords, hence delete and re-create. Only while no
+    worker runs; every worker the bench starts has a fresh store (bench.processes), so
+    none keeps a table in RocksDB either.
+    """
+    bootstrap = bench.settings.kafka_bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [spec.name for spec in bench.catalog.topics.values() if spec.kind == "changelog"]
+    present = [name for name in names if name in admin.list_topics(timeout=10).topics]
+    if present:
+        for future in admin.delete_topics(present, operation_timeout=30).values():
+            future.result(30)
+    deadline = time.monotonic() + timeout_s
+    while True:  # deletion is asynchronous: creating a name still being deleted fails
+        listed = admin.list_topics(timeout=10).topics
+        if not any(name in listed for name in names):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"changelogs not deleted after {timeout_s:.0f} s: {sorted(set(names) & set(listed))}")
+        time.sleep(0.2)
+    apply_topics(bench.catalog, bootstrap, bench.settings.replication_factor)
+    return names
+
+
 # ------------------------------------------------------------------------------- draining
 def stage_flows(bench: Bench, stages: tuple[str, ...], mark: dict, group: str) -> list[Flow]:
     flows = []
@@ -130,8 +161,8 @@ def start_flows_at_mark(bench: Bench, flows: list[Flow]) -> None:
             bench.offsets.commit(flow.group, moves)
         except KafkaException as exc:
             raise RuntimeError(
-                f"cannot set the positions of consumer group {flow.group} ({exc}); Tansu refuses commits "
-                "from outside a group that has run before: run the bench on a fresh broker"
+                f"cannot set the positions of consumer group {flow.group} ({exc}): the broker refuses "
+                "commits from outside a group while members of it run; is another bench or platform running?"
             ) from exc
 
 
@@ -182,6 +213,7 @@ def measure_passthrough(bench: Bench) -> dict:
 def measure_stages_alone(bench: Bench) -> list[dict]:
     """Each stage alone, in pipeline order; a stage's input is what the one before it wrote."""
     to_run = stages_to_run_alone(bench.stages, bench.config.alone)
+    empty_tables(bench)  # not the reference load's ingest tally: each stage alone starts empty
     mark = bench.ends_of(all_stage_inputs(bench))
     preload_mix(bench, bench.config.events, "stages")
     results = []
@@ -204,8 +236,9 @@ def measure_chain(bench: Bench) -> tuple[dict, list[Child]]:
     unfed = [s for s in bench.stages if s not in fed_stages(bench.catalog, bench.stages)]
     if unfed:
         bench.notes.append(f"chain: {', '.join(unfed)} get no events from the feeds with the stages now in STAGES")
+    empty_tables(bench)  # not the stages-alone tables: the chain starts as a fresh platform would
     mark = bench.ends_of(all_stage_inputs(bench))
-    preload_mix(bench, bench.config.events, "chain")
+    preload_mix(bench, bench.config.chain_events, "chain")
     return drain_with_worker(bench, "chain", bench.stages, mark, keep=True, platform_group=True,
                              workers=bench.config.workers)
 

@@ -1,6 +1,6 @@
 """Child processes of the bench, started the way streams.supervisor starts the platform's.
 
-Same environment (servers, resolved batching, run dir), own session, log file under
+Same environment (servers, run dir), own session, log file under
 run_dir/logs, PR_SET_PDEATHSIG: nothing outlives the bench. Platform.spawn only runs
 `streams.cli`; the bench also runs its own modules (the stage launcher, the pass-through).
 """
@@ -25,7 +25,8 @@ def spawn_workers(
 
     group None: the real `antifraud worker` in the platform's group, named worker-1..N;
     else bench.stage_worker with `stages` in `group`, named worker-<stages>-1..N: each with
-    its own table store, so every phase starts empty and recovers from its changelogs.
+    its own table store, so none reuses an earlier phase's RocksDB (bench.phases.empty_tables
+    empties the changelogs).
     """
     if group is None:
         return spawn_stream_workers(platform, count, **env)

@@ -1,8 +1,8 @@
-"""The bench's own producers: they know exactly where every record they wrote landed.
+"""The bench's own producers: they count what they wrote and where it landed.
 
-Tansu answers ListOffsets "latest" with the base offset of the last batch + 1, so after a
-batched bulk load its high watermarks are short. The bench does not trust them for its
-own writes: delivery reports give the true end offset of every partition it wrote to.
+Delivery reports give the end offset of every partition the bench wrote to, known the
+moment the load is flushed, without asking the broker (bench.offsets takes the larger of
+the two).
 """
 
 from __future__ import annotations
@@ -19,12 +19,9 @@ TopicPartitionKey = tuple[str, int]
 
 
 def bulk_config(settings: Settings) -> dict:
-    """Large batches for the bench's own loads (measured: ~40x the one-record-batch rate on Tansu).
-
-    Safe on Tansu: the quirk only skews ListOffsets, which Faust uses to recover tables
-    from changelogs, and the bench never writes a changelog. The platform's own processes
-    keep the probed one-record batches.
-    """
+    """Large batches for the bench's own loads: a pre-load is set-up, not measured, so it
+    should cost as little of the run as it can. The platform's processes keep their own
+    settings (streams.kafka.producer_config)."""
     return producer_config(
         settings,
         **{

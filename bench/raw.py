@@ -1,9 +1,8 @@
 """The broker's own speed: confluent-kafka producing and consuming (assign() mode), no Faust.
 
-Three producer profiles: large batches (what the broker can take at best), the
-platform's settings (batched, a few ms of linger), and one record per batch (what the
-platform's changelog writes cost on Tansu, because of the ListOffsets quirk). Reading the
-batched and the one-record topics back shows what a fetch of each costs.
+Two producer profiles: large batches (what the broker can take at best) and the
+platform's settings (batched, a few ms of linger: what every platform producer, changelog
+writes included, sends with). Reading both topics back shows what a fetch of each costs.
 """
 
 from __future__ import annotations
@@ -13,14 +12,11 @@ import uuid
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench.config import BENCH_PARTITIONS, RAW_BATCHED_TOPIC, RAW_PLATFORM_TOPIC, RAW_SINGLE_TOPIC
+from bench.config import BENCH_PARTITIONS, RAW_BATCHED_TOPIC, RAW_PLATFORM_TOPIC
 from bench.producer import BenchProducer, bulk_config
 from bench.resources import ResourceMonitor
 from streams.kafka import consumer_config, producer_config
 from streams.settings import Settings
-
-# One-record batches are slow on Tansu: a tenth of the records says as much, sooner.
-SINGLE_SHARE = 10
 
 
 def produce_rate(
@@ -79,13 +75,10 @@ def _rate(records: int, elapsed: float, avg_bytes: float, failed: int = 0) -> di
 
 
 def raw_references(settings: Settings, payloads: list[bytes], records: int, monitor: ResourceMonitor) -> dict:
-    single_records = max(1, records // SINGLE_SHARE)
     out = {}
     out["produce_batched"], batched = produce_rate(monitor, bulk_config(settings), RAW_BATCHED_TOPIC, payloads, records)
-    out["produce_platform"], _ = produce_rate(monitor, producer_config(settings), RAW_PLATFORM_TOPIC, payloads, records)
-    out["produce_single"], single = produce_rate(
-        monitor, producer_config(settings, **{"batch.num.messages": 1}), RAW_SINGLE_TOPIC, payloads, single_records
-    )
+    out["produce_platform"], platform = produce_rate(
+        monitor, producer_config(settings), RAW_PLATFORM_TOPIC, payloads, records)
     out["consume_batched"] = consume_rate(monitor, settings, RAW_BATCHED_TOPIC, batched.delivered)
-    out["consume_single"] = consume_rate(monitor, settings, RAW_SINGLE_TOPIC, single.delivered)
+    out["consume_platform"] = consume_rate(monitor, settings, RAW_PLATFORM_TOPIC, platform.delivered)
     return out

@@ -115,11 +115,11 @@ def context_lines(results: dict) -> list[str]:
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
         f"Servers: {s.get('servers')}; stages: {', '.join(s.get('stages', []))}; "
         f"worker processes {c.get('workers', 1)} (whole chain and latency; CPU summed over them, peak RSS of the "
-        f"largest; reference load {c.get('reference_workers', c.get('workers', 1))}; stages alone 1); producer batching "
-        f"{s.get('producer_batching')}; fetch wait {s.get('consumer_fetch_wait_ms')} ms; linger "
+        f"largest; reference load {c.get('reference_workers', c.get('workers', 1))}; stages alone 1); producer linger "
         f"{s.get('producer_linger_ms')} ms; largest record batch {s.get('producer_max_batch_bytes', 16384):,} B; "
         f"ingest batch {s.get('ingest_batch_size')}.",
-        f"Sizes: {c.get('persons'):,} persons, {c.get('intel'):,} intel entries, {c.get('events'):,} events per drain, "
+        f"Sizes: {c.get('persons'):,} persons, {c.get('intel'):,} intel entries, {c.get('events'):,} events per pass-through and stage alone, "
+        f"{c.get('chain_events', c.get('events')):,} for the chain, "
         f"warm-up {c.get('warmup_s')} s, window {c.get('duration_s')} s, rates {c.get('rates')}.",
     ]
     lat = results.get("latency") or {}

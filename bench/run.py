@@ -33,7 +33,6 @@ from bench.raw import raw_references
 from bench.report import render, update_docs
 from bench.resources import ResourceMonitor
 from streams.catalog import get_catalog
-from streams.quirks import resolve_settings
 from streams.settings import get_settings
 from streams.supervisor import Platform
 from streams.topics_admin import apply_topics
@@ -99,8 +98,6 @@ def _start(platform: Platform, config: BenchConfig, console: Console, stamp: str
     catalog = get_catalog(settings.topics_file)
     apply_topics(catalog, settings.kafka_bootstrap_servers, settings.replication_factor)
     create_topics(settings.kafka_bootstrap_servers, BENCH_TOPICS, settings.replication_factor or 1)
-    settings = resolve_settings(settings)
-    platform.settings = settings
     monitor = ResourceMonitor().start()
     monitor.watch("bench", os.getpid())
     for server in platform.servers:  # embedded only: external servers are not ours to sample
@@ -173,9 +170,7 @@ def _settings_record(bench: Bench) -> dict:
     return {
         "servers": "embedded" if bench.platform.servers else "external",
         "stages": list(bench.stages),
-        "producer_batching": s.producer_batching.value,
-        "bench_load_batching": "full (bench-only bulk loads; see bench/producer.py)",
-        "consumer_fetch_wait_ms": s.consumer_fetch_wait_ms,
+        "bench_load_batching": "bulk (bench-only loads: 10,000-record batches, 20 ms linger; bench/producer.py)",
         "producer_linger_ms": s.producer_linger_ms,
         "producer_max_batch_bytes": s.producer_max_batch_bytes,
         "broker_session_timeout_s": s.broker_session_timeout_s,

@@ -65,10 +65,10 @@ RESULTS_SCHEMA = {
         },
         "versions": {
             "type": "object",
-            "required": ["python", "faust", "confluent_kafka", "tansu", "valkey"],
+            "required": ["python", "faust", "confluent_kafka", "kafka", "valkey"],
             "additionalProperties": {"type": "string"},
         },
-        "settings": {"type": "object", "required": ["servers", "stages", "producer_batching"]},
+        "settings": {"type": "object", "required": ["servers", "stages", "producer_linger_ms"]},
         "config": {"type": "object", "properties": {"workers": {"type": "integer", "minimum": 1}}},
         "references": {
             "type": "object",
@@ -76,7 +76,7 @@ RESULTS_SCHEMA = {
             "properties": {
                 "raw": {
                     "type": "object",
-                    "required": ["produce_batched", "produce_platform", "produce_single", "consume_batched", "consume_single"],
+                    "required": ["produce_batched", "produce_platform", "consume_batched", "consume_platform"],
                     "additionalProperties": _raw,
                 },
                 "passthrough": _drain,
