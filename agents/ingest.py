@@ -39,6 +39,7 @@ from streams.contracts import (
 from streams.dead_letters import Rejected, decode_failure, of_faust_message
 from streams.dedup import Claim, claim_all
 from streams.isolation import about_a_record, isolated, record_failed, stops_worker_on_crash
+from streams.redrive import REPLAY_HEADER, replay_of
 from streams.valkey import async_client, until_valkey_answers
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,7 @@ async def ingest_batch(batch, valkey) -> None:
     verdicts = [normalized(ev.message, v, now) if isinstance(v, Accepted) else v for ev, v in zip(batch, verdicts)]
     fresh = await claim_event_ids(batch, verdicts, valkey)
     out = outbox()
+    again: list[tuple] = []  # dead letters of replayed records (streams.redrive)
     outcomes: list[str] = []  # one per event of the batch, in batch order
     for ev, verdict in zip(batch, verdicts):
         message = ev.message
@@ -166,7 +168,7 @@ async def ingest_batch(batch, valkey) -> None:
         if isinstance(verdict, Rejected):
             outcome = "dead_lettered"
             metrics.EVENTS_INVALID.labels(source, verdict.reason.value).inc()
-            out.add(DEAD_LETTERS, source.encode(), ENCODER.encode(dead_letter(message, verdict, now)))
+            add_dead_letter(out, again, message, source, dead_letter(message, verdict, now))
         elif fresh[id(ev)]:
             outcome = "accepted"
             metrics.EVENTS_ACCEPTED.labels(source).inc()
@@ -177,6 +179,7 @@ async def ingest_batch(batch, valkey) -> None:
         metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, now.timestamp() - message.timestamp))
         outcomes.append(outcome)
     await out.send()
+    await send_replays_refused_again(again)
     count_batch_in_tally(batch, outcomes)
 
 
@@ -186,10 +189,27 @@ async def dead_letter_alone(ev, rejected: Rejected) -> None:
     source = INPUTS[message.topic].id
     metrics.EVENTS_IN.labels(source).inc()
     metrics.EVENTS_INVALID.labels(source, rejected.reason.value).inc()
-    out = outbox()
-    out.add(DEAD_LETTERS, source.encode(), ENCODER.encode(dead_letter(message, rejected, now)))
+    out, again = outbox(), []
+    add_dead_letter(out, again, message, source, dead_letter(message, rejected, now))
     await out.send()
+    await send_replays_refused_again(again)
     count_batch_in_tally([ev], ["dead_lettered"])
+
+
+def add_dead_letter(out, again: list, message, source: str, letter: DeadLetter) -> None:
+    """To the outbox; a replayed record's dead letter aside, to keep its replay header (sent by the next call)."""
+    replayed = replay_of(message.headers)
+    if replayed is None:
+        out.add(DEAD_LETTERS, source.encode(), ENCODER.encode(letter))
+    else:
+        again.append((source.encode(), ENCODER.encode(letter), replayed))
+
+
+async def send_replays_refused_again(again: list) -> None:
+    """A replay refused again keeps `antifraud-replay-of`: `dead-letters replay` then sends it no more (no loop).
+    Rare (only after a replay), so one Faust send each; Faust flushes them before it commits, like the outbox."""
+    for key, value, replayed in again:
+        await DEAD_LETTERS.send(key=key, value=value, headers=[(REPLAY_HEADER, replayed.encode())])
 
 
 async def claim_event_ids(batch, verdicts, valkey) -> dict[int, bool]:

@@ -13,6 +13,8 @@ topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog (topics.y
 cli.add_typer(topics_cli, name="topics")
 ledger_cli = typer.Typer(invoke_without_command=True, help="The oversight ledger: every record in SQL.")
 cli.add_typer(ledger_cli, name="ledger")
+dead_letters_cli = typer.Typer(no_args_is_help=True, help="Dead letters: what was refused, and replay once fixed.")
+cli.add_typer(dead_letters_cli, name="dead-letters")
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -245,12 +247,55 @@ def topics_list() -> None:
     Console(width=200).print(table)
 
 
+def _dead_letter_filters(reason, source, stage, since, until):
+    from streams.redrive import Filters, parse_time
+
+    return Filters(reason, source, stage, parse_time(since), parse_time(until))
+
+
+_REASON = typer.Option(None, help="Only this reason, e.g. not_utf8.")
+_SOURCE = typer.Option(None, help="Only from this input topic (id like in_bank, or its name).")
+_STAGE = typer.Option(None, help="Only refused by this stage, e.g. ingest.")
+_SINCE = typer.Option(None, help="Only received at or after this time (ISO 8601, UTC if no zone).")
+_UNTIL = typer.Option(None, help="Only received before this time (ISO 8601, UTC if no zone).")
+
+
+@dead_letters_cli.command("list")
+def dead_letters_list(reason: str = _REASON, source: str = _SOURCE, stage: str = _STAGE, since: str = _SINCE,
+                      until: str = _UNTIL, examples: int = typer.Option(3, help="Masked examples to show.")) -> None:
+    """Counts by source topic, stage and reason, and a few masked examples."""
+    from streams.redrive import list_command
+
+    settings = _servers_from_env(get_settings())
+    list_command(settings, _dead_letter_filters(reason, source, stage, since, until), examples, typer.echo)
+
+
+@dead_letters_cli.command("replay")
+def dead_letters_replay(reason: str = _REASON, source: str = _SOURCE, stage: str = _STAGE, since: str = _SINCE,
+                        until: str = _UNTIL, dry_run: bool = typer.Option(False, help="Only say what would be sent."),
+                        force: bool = typer.Option(False, help="Also send what was replayed before.")) -> None:
+    """Send the chosen dead letters' original records back to their input topic (once the cause is fixed)."""
+    from streams.redrive import replay_command
+
+    settings = _servers_from_env(get_settings())
+    _setup_logging(settings)
+    replay_command(settings, _dead_letter_filters(reason, source, stage, since, until), dry_run, force, typer.echo)
+
+
 @cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
 def bench(ctx: typer.Context) -> None:
     """The benchmark (docs/performance.md); `antifraud bench --help` lists its options."""
     from bench.__main__ import cli as run_bench
 
     raise typer.Exit(run_bench(ctx.args))
+
+
+@cli.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []})
+def faults(ctx: typer.Context) -> None:
+    """The fault suite (docs/reliability.md): kill -9 and restarts under load; `antifraud faults --help`."""
+    from faults.suite import main as run_faults
+
+    raise typer.Exit(run_faults(ctx.args))
 
 
 @cli.command()

@@ -80,14 +80,35 @@ def _figure(title: str, value: float) -> str:
     return f"{value:.0%}" if "rate" in title else f"{value:,.0f}"
 
 
+def state_of(child) -> str:
+    """'running', or how it ended and when it comes back (streams.supervisor restarts it)."""
+    if child.process is not None and child.process.poll() is None:
+        return "running"
+    code = child.process.returncode if child.process else "?"
+    return f"exited {code}, restarting" if getattr(child, "restart_at", None) is not None else f"exited {code}"
+
+
+def restarts_of(child) -> str:
+    """'2 (last exit 70; crashed: ingest)'; '0' for a child that never exited unexpectedly."""
+    restarts, last = getattr(child, "restarts", 0), getattr(child, "last_exit", None)
+    if last is None:
+        return str(restarts)
+    crashed = getattr(child, "crashed_agents", [])
+    return f"{restarts} (last exit {last}" + (f"; crashed: {', '.join(crashed)})" if crashed else ")")
+
+
+def supervision(platform) -> dict[str, str]:
+    """Child name -> its restarts, for every child that has exited unexpectedly at least once."""
+    return {c.name: restarts_of(c) for c in platform.children if getattr(c, "last_exit", None) is not None}
+
+
 def render(platform, sections) -> Group:
     procs = Table(title="processes", expand=False)
-    for col in ("name", "pid", "state", "Prometheus endpoint (console: its page)"):
+    for col in ("name", "pid", "state", "restarts", "Prometheus endpoint (console: its page)"):
         procs.add_column(col)
     for child in platform.children:
-        alive = child.process is not None and child.process.poll() is None
-        state = "running" if alive else f"exited {child.process.returncode if child.process else '?'}"
-        procs.add_row(child.name, str(child.process.pid if child.process else "-"), state, child.url or child.metrics_url)
+        procs.add_row(child.name, str(child.process.pid if child.process else "-"), state_of(child),
+                      restarts_of(child), child.url or child.metrics_url)
     tables = []
     for title, values in sections.items():
         table = Table(title=title, show_header=False, title_justify="left")
@@ -99,9 +120,13 @@ def render(platform, sections) -> Group:
 
 def one_line(platform, sections) -> str:
     parts = [f"{t}: " + ", ".join(f"{k}={_figure(t, v)}" for k, v in vals.items()) for t, vals in sections.items()]
-    down = [c.name for c in platform.children if c.process is None or c.process.poll() is not None]
+    down = [f"{c.name} ({state_of(c)})" for c in platform.children if c.process is None or c.process.poll() is not None]
     if down:
         parts.append("stopped: " + ", ".join(down))
+    # Always on the line once it happened: a crashed agent never goes unnoticed.
+    restarted = supervision(platform)
+    if restarted:
+        parts.append("restarts: " + ", ".join(f"{name}={text}" for name, text in restarted.items()))
     return " | ".join(parts) or "waiting for the first metrics"
 
 

@@ -6,6 +6,11 @@ topic from topics.yaml, then starts the stream workers
 simulator, each with its own Prometheus endpoint, and shows a live summary. Ctrl-C (or
 SIGTERM) stops every child; children also get PR_SET_PDEATHSIG, so none outlives a
 supervisor that is killed outright.
+
+A child that exits while the platform is not stopping (a crashed agent ends its worker
+non-zero, streams.isolation; a kill -9; an out-of-memory kill) is restarted with
+exponential back-off (`Platform.restart_exited`), logged as a WARNING and counted per
+child; the console shows the restarts, the last exit code and the agents that crashed.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from streams.catalog import get_catalog
 from streams.contracts import Channel
@@ -32,6 +41,16 @@ log = logging.getLogger(__name__)
 # Channels with a generic channel worker; line suspension goes to the carriers (channels/partners.py).
 CHANNEL_WORKERS = [c for c in Channel if c is not Channel.line_suspension]
 
+# Restart back-off: 1 s, doubling to 60 s; a child that ran RESET_AFTER_S starts again from 1 s,
+# so a crash loop costs little CPU while a rare crash is repaired at once.
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 60.0
+RESET_AFTER_S = 60.0
+STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL: every process ends within 10 s (the worker's own watchdog is 8 s)
+# The line streams.isolation logs when an agent, timer or task crashes and ends its worker.
+_CRASHED_AGENT = re.compile(rb"agent (\S+) crashed")
+_LOG_TAIL_BYTES = 1 << 20
+
 
 @dataclass
 class Child:
@@ -40,6 +59,16 @@ class Child:
     metrics_port: int
     process: subprocess.Popen | None = None
     url: str | None = None  # what to show instead of the metrics endpoint (the console's page)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    log_path: Path | None = None
+    # Supervision: restarts so far, the last unexpected exit code, the agents that crashed in it.
+    restarts: int = 0
+    last_exit: int | None = None
+    crashed_agents: list[str] = field(default_factory=list)
+    started_at: float = 0.0  # clock of the last start
+    log_offset: int = 0  # size of the log at the last start: where this run's lines begin
+    backoff_s: float = BACKOFF_FIRST_S
+    restart_at: float | None = None  # set while an exited child waits out its back-off
 
     @property
     def metrics_url(self) -> str:
@@ -51,6 +80,9 @@ class Platform:
     settings: Settings
     servers: list[EmbeddedServer] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
+    clock: Callable[[], float] = time.monotonic  # injectable: tests drive the back-off without waiting
+    stopping: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def start_servers(self) -> Settings:
         """Embedded broker and Valkey for whatever the environment does not name."""
@@ -81,51 +113,131 @@ class Platform:
     def spawn(self, name: str, *args: str, module: str = "streams.cli", **extra_env: str) -> Child:
         """`python -m <module> <args>` as a child: own log, own metrics port, own session, dies with us."""
         child = Child(name, [sys.executable, "-m", module, *args], free_port())
-        log_path = self.settings.run_dir / "logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as out:
+        child.env = self.child_env(child.metrics_port, **extra_env)
+        child.log_path = self.settings.run_dir / "logs" / f"{name}.log"
+        child.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._start(child)
+        self.children.append(child)
+        return child
+
+    def _start(self, child: Child) -> None:
+        with child.log_path.open("ab") as out:
+            child.log_offset = out.tell()
             child.process = subprocess.Popen(
                 child.argv,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=self.child_env(child.metrics_port, **extra_env),
+                env=child.env,
                 # Own session: a terminal's Ctrl-C reaches the supervisor only, which stops
                 # the children in order (workers before the broker they talk to).
                 start_new_session=True,
                 preexec_fn=die_with_parent,
             )
-        self.children.append(child)
-        log.info("started %s (pid %d), log %s", name, child.process.pid, log_path)
-        return child
+        child.started_at = self.clock()
+        log.info("started %s (pid %d), log %s", child.name, child.process.pid, child.log_path)
 
-    def stop_child(self, child: Child, timeout: float = 15.0) -> None:
+    def restart_exited(self) -> None:
+        """One supervision pass: notice children that exited, restart those whose back-off is over.
+
+        Called every second or so by `supervise`; never while stopping (a child that exits
+        because it was told to is not restarted).
+        """
+        with self._lock:
+            if self.stopping:
+                return
+            now = self.clock()
+            for child in self.children:
+                if child.process is None or child.process.poll() is None:
+                    continue
+                if child.restart_at is None:
+                    self._exited(child, now)
+                if now >= child.restart_at:
+                    child.restart_at = None
+                    child.restarts += 1
+                    self._start(child)
+
+    def _exited(self, child: Child, now: float) -> None:
+        code = child.process.returncode
+        if now - child.started_at >= RESET_AFTER_S:
+            child.backoff_s = BACKOFF_FIRST_S  # it ran a while: this is not a crash loop
+        child.last_exit = code
+        child.crashed_agents = crashed_agents(child.log_path, child.log_offset)
+        child.restart_at = now + child.backoff_s
+        log.warning("%s (pid %d) exited unexpectedly with %s after %.0f s%s: restart %d in %.0f s, log %s",
+                    child.name, child.process.pid, describe_exit(code), now - child.started_at,
+                    f" (crashed agents: {', '.join(child.crashed_agents)})" if child.crashed_agents else "",
+                    child.restarts + 1, child.backoff_s, child.log_path)
+        child.backoff_s = min(child.backoff_s * 2, BACKOFF_MAX_S)
+
+    def stop_child(self, child: Child, timeout: float = STOP_TIMEOUT_S) -> None:
         """One child: SIGTERM (Faust commits on the way out), killed if it hangs."""
+        with self._lock:  # not restarted behind our back
+            if child in self.children:
+                self.children.remove(child)
         if child.process is not None and child.process.poll() is None:
             child.process.send_signal(signal.SIGTERM)
         self._reap(child, timeout)
-        if child in self.children:
-            self.children.remove(child)
 
     @staticmethod
     def _reap(child: Child, timeout: float) -> None:
         if child.process is None:
             return
         try:
-            child.process.wait(timeout)
+            child.process.wait(max(timeout, 0.0))
         except subprocess.TimeoutExpired:
-            log.warning("%s did not stop in %.0f s: killed", child.name, timeout)
+            log.warning("%s did not stop in time after SIGTERM: killed", child.name)
             child.process.kill()
             child.process.wait()
 
-    def stop(self, timeout: float = 15.0) -> None:
-        # Every child is told first, then each is waited for: they stop in parallel.
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        with self._lock:
+            self.stopping = True  # from now on an exit is expected: nothing is restarted
+        # Every child is told first, then all are waited for against one deadline: they stop in
+        # parallel, and whatever still runs `timeout` after SIGTERM is killed.
         for child in reversed(self.children):
             if child.process and child.process.poll() is None:
                 child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
         for child in reversed(self.children):
-            self._reap(child, timeout)
+            self._reap(child, deadline - time.monotonic())
         for server in reversed(self.servers):
             server.stop()
+
+
+def supervise(platform: Platform, stop: threading.Event, interval: float = 1.0) -> threading.Thread:
+    """A thread that restarts exited children until `stop` is set."""
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                platform.restart_exited()
+            except Exception:  # a failed restart (fork refused, disk full) is retried on the next pass
+                log.exception("supervision pass failed")
+
+    thread = threading.Thread(target=loop, name="supervisor", daemon=True)
+    thread.start()
+    return thread
+
+
+def describe_exit(code: int | None) -> str:
+    """'exit code 70', or 'signal SIGKILL' for a negative Popen return code."""
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def crashed_agents(log_path: Path | None, since: int) -> list[str]:
+    """The agents streams.isolation logged as crashed in the child's log since `since` (its last start)."""
+    if log_path is None or not log_path.exists():
+        return []
+    with log_path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(since, size - _LOG_TAIL_BYTES))
+        tail = f.read()
+    return sorted({m.group(1).decode(errors="replace") for m in _CRASHED_AGENT.finditer(tail)})
 
 
 def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
@@ -202,8 +314,11 @@ def run_up(settings: Settings, with_simulator: bool = True) -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     platform = bring_up(settings, with_simulator)
+    supervisor = supervise(platform, stop)
     try:
         show_console(platform, stop)
     finally:
+        stop.set()
+        supervisor.join(5)
         platform.stop()
         log.info("stopped: no child process is left")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import threading
 
 from streams.settings import Settings
 
@@ -11,6 +13,25 @@ log = logging.getLogger(__name__)
 
 # The stages this worker runs, in pipeline order; each is a module in agents/.
 STAGES = ("ingest", "reference_loader", "enrich", "correlate", "route", "escalate")
+
+# SIGTERM to exit: Faust's stop has been seen hanging (in the consumer's stop after leaving the
+# group), so the process ends itself after STOP_GRACE_S, inside the supervisor's 10 s before SIGKILL.
+# Offsets not committed by then are read again by the next worker (every stage is idempotent).
+STOP_GRACE_S = 8.0
+EXIT_STOP_HUNG = 75  # EX_TEMPFAIL: told to stop, could not stop cleanly
+# "An ERROR line means a person must act": the frameworks' known false alarms, as
+# logger -> the parts a message must all contain. Logged as WARNINGs instead.
+SPURIOUS_ERRORS = {
+    # Faust checks every assigned partition of an acked topic, the active tables' changelog partitions
+    # too, which no stream reads (recovery reads them at start, then they stay paused while the stage
+    # writes them): stream_processing_timeout (5 min) after start each is "not started". Input and
+    # internal topics keep the ERROR: there it means a stalled stage.
+    "faust.transport.drivers.aiokafka": ("Stream has not started processing", "-changelog'"),
+    # A fresh broker creates __consumer_offsets on the first lookup; aiokafka logs every retry until then.
+    "aiokafka.consumer.group_coordinator": ("GroupCoordinatorNotAvailableError",),
+    # A partition's leader moved (or was just elected, on a fresh topic): aiokafka asks again after its back-off.
+    "aiokafka.consumer.fetcher": ("NotLeaderForPartitionError",),
+}
 
 
 def run_worker(settings: Settings) -> None:
@@ -25,10 +46,61 @@ def run_worker(settings: Settings) -> None:
 
     for stage in STAGES:
         importlib.import_module(f"agents.{stage}")
+    demote_spurious_errors()
 
     @app.task
     async def _after_logging_setup() -> None:
         quiet_framework_loggers()
+        demote_spurious_errors()  # again, should Faust's logging setup have replaced the loggers' filters
         log.info("worker %s: stages %s, metrics on :%d", settings.worker_name, ", ".join(STAGES), port)
 
-    Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False).execute_from_commandline()
+    class BoundedStopWorker(Worker):
+        def _schedule_shutdown(self, signal) -> None:
+            exit_if_stop_hangs(STOP_GRACE_S, signal.name)
+            super()._schedule_shutdown(signal)
+
+    BoundedStopWorker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+                      ).execute_from_commandline()
+
+
+_watchdog: threading.Timer | None = None
+
+
+def exit_if_stop_hangs(grace_s: float, why: str) -> None:
+    """Start (once) a timer that ends the process if it is still alive `grace_s` from now.
+
+    A thread, not a loop callback: a hung stop may be a blocked event loop.
+    """
+    global _watchdog
+    if _watchdog is not None:
+        return
+
+    def give_up() -> None:
+        log.critical("%s: the worker did not stop within %.0f s: exiting now (code %d); uncommitted "
+                     "records are read again by the next worker", why, grace_s, EXIT_STOP_HUNG)
+        logging.shutdown()
+        os._exit(EXIT_STOP_HUNG)
+
+    _watchdog = threading.Timer(grace_s, give_up)
+    _watchdog.daemon = True
+    _watchdog.start()
+
+
+class _DemoteToWarning(logging.Filter):
+    """A known false alarm becomes a WARNING (still logged: a real, lasting problem shows as repeats)."""
+
+    def __init__(self, parts: tuple[str, ...]) -> None:
+        super().__init__()
+        self.parts = parts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and all(part in record.getMessage() for part in self.parts):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def demote_spurious_errors() -> None:
+    for name, parts in SPURIOUS_ERRORS.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DemoteToWarning) for f in logger.filters):
+            logger.addFilter(_DemoteToWarning(parts))

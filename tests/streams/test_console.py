@@ -39,3 +39,27 @@ def test_not_utf8_by_source_and_internal_errors_by_stage_are_shown():
     finally:
         server.shutdown()
         thread.join(5)
+
+
+def test_restarts_and_crashed_agents_are_shown():
+    from rich.console import Console
+
+    from streams.console import render
+
+    @dataclass
+    class Restarted(Child):
+        restarts: int = 2
+        last_exit: int = 70
+        crashed_agents: tuple = ("ingest",)
+        restart_at: float = 5.0
+        url: str = None
+
+    never = Restarted("ch-sms", "http://127.0.0.1:9/metrics", restarts=0, last_exit=None, crashed_agents=(),
+                      restart_at=None)
+    platform = Platform([Restarted("worker-1", "http://127.0.0.1:9/metrics"), never])
+    line = one_line(platform, {})
+    assert "restarts: worker-1=2 (last exit 70; crashed: ingest)" in line
+    assert "worker-1 (exited ?, restarting)" in line and "ch-sms=" not in line
+    console = Console(width=200, record=True)
+    console.print(render(platform, {}))
+    assert "2 (last exit 70; crashed: ingest)" in console.export_text()

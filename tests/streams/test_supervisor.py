@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 import psutil
@@ -18,9 +21,12 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from streams.catalog import get_catalog
+from streams.console import one_line
 from streams.embedded import start_broker
 from streams.kafka import end_offsets
-from support import Reader
+from streams.settings import Settings
+from streams.supervisor import BACKOFF_MAX_S, Platform, supervise
+from support import Reader, worker_on_own_servers
 
 CATALOG = get_catalog()
 
@@ -151,3 +157,109 @@ def read_all(bootstrap: str, topic_id: str) -> list[dict]:
         return [json.loads(m.value()) for m in reader.messages]
     finally:
         reader.close()
+
+
+# ------------------------------------------------------------------ supervision: restarts and stop bounds
+HERE = str(Path(__file__).parent)  # exit_child.py, run with -m
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def unused_servers_platform(tmp_path, clock) -> Platform:
+    # Children here talk to no server: the addresses only fill their environment.
+    settings = Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9", REDIS_URL="redis://127.0.0.1:9", run_dir=tmp_path)
+    return Platform(settings, clock=clock)
+
+
+def test_an_exited_child_is_restarted_with_doubling_back_off_reset_after_a_long_run(tmp_path, caplog):
+    clock = Clock()
+    platform = unused_servers_platform(tmp_path, clock)
+    child = platform.spawn("crasher", "exit-70", module="exit_child", PYTHONPATH=HERE)
+    delays = []
+    try:
+        with caplog.at_level(logging.WARNING, logger="streams.supervisor"):
+            for _ in range(8):
+                child.process.wait(30)
+                clock.now += 0.1
+                platform.restart_exited()  # noticed: waits out its back-off
+                assert child.restart_at is not None and child.last_exit == 70
+                delays.append(round(child.restart_at - clock.now, 1))
+                before = child.restarts
+                clock.now = child.restart_at - 0.01
+                platform.restart_exited()
+                assert child.restarts == before  # not before its time
+                clock.now = child.restart_at
+                platform.restart_exited()
+                assert child.restarts == before + 1 and child.process.poll() in (None, 70)
+            assert delays == [1, 2, 4, 8, 16, 32, BACKOFF_MAX_S, BACKOFF_MAX_S]
+            # A child that ran a minute is not in a crash loop: back to 1 s.
+            child.process.wait(30)
+            clock.now += 61
+            platform.restart_exited()
+            assert child.restart_at - clock.now == 1
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 9 and all("crasher" in w and "exit code 70" in w for w in warnings)
+        assert child.crashed_agents == ["ingest"]
+        assert "restarts: crasher=8 (last exit 70; crashed: ingest)" in one_line(platform, {})
+    finally:
+        platform.stop()
+
+
+def test_a_child_told_to_stop_is_not_restarted_and_one_that_ignores_sigterm_is_killed(tmp_path):
+    clock = Clock()
+    platform = unused_servers_platform(tmp_path, clock)
+    stubborn = platform.spawn("stubborn", "ignore-term", module="exit_child", PYTHONPATH=HERE)
+    deadline = time.monotonic() + 30
+    while b"ignoring SIGTERM" not in stubborn.log_path.read_bytes():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    started = time.monotonic()
+    platform.stop(timeout=1.0)
+    assert time.monotonic() - started < 1.0 + 5.0  # 1 s, then SIGKILL (slack for a busy machine)
+    assert stubborn.process.returncode == -signal.SIGKILL
+    clock.now += 100
+    platform.restart_exited()
+    assert stubborn.restarts == 0 and stubborn.restart_at is None
+
+
+@pytest.mark.timeout(180)
+def test_a_real_worker_killed_with_sigkill_is_restarted_and_shown(tmp_path):
+    own = worker_on_own_servers(tmp_path / "run", ANTIFRAUD_WORKER_NAME="worker-1")
+    stop = threading.Event()
+    try:
+        metrics = own.worker.metrics_url
+        wait_for(lambda: answers(metrics), 90, "the worker's metrics endpoint")
+        thread = supervise(own.platform, stop, interval=0.2)
+        first = own.worker.process.pid
+        os.kill(first, signal.SIGKILL)
+        wait_for(lambda: own.worker.restarts == 1 and own.worker.process.pid != first, 30, "a restart")
+        assert own.worker.last_exit == -signal.SIGKILL
+        wait_for(lambda: answers(metrics), 90, "the restarted worker's metrics endpoint")
+        assert own.worker.process.poll() is None
+        assert "restarts: worker=1 (last exit -9)" in one_line(own.platform, {})
+    finally:
+        stop.set()
+        own.stop()
+    thread.join(5)
+    assert own.worker.restarts == 1  # stopping is not a crash: no restart after own.stop()
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.2)
