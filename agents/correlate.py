@@ -7,6 +7,13 @@ reads it without a repartition hop. For every signal: place it by its event time
 the person's recent signals against rules.yaml, and publish a new alert, a higher-tier
 version of the open one, or count a suppressed re-fire. A transfer to a listed mule
 account is a funds warning: its own alert, every time, never suppressed.
+
+    signals_recheck (keyed by person) ──> the same table: late intelligence
+
+A re-check (the reference loader: an entry listed after a signal that touched it) applies
+the hit to that signal's fact while the person's window still holds it, and judges again as
+if the signal had carried it: a transfer to a mule listed late is a funds warning then. A
+re-check that overtakes its signal is held in the state and applied when the signal comes.
 """
 
 from __future__ import annotations
@@ -19,21 +26,25 @@ import msgspec
 from prometheus_client import Counter, Histogram
 
 from streams import metrics
-from streams.alerting import Decision, PersonState, Verdict, already_seen, decide, dump, load, observe, remember_contact
-from streams.app import app, timed_batches, settings, sink_topic, source_topic, table, write_tables_for
+from streams.alerting import (
+    Decision, PersonState, Verdict, already_seen, decide, dump, hold_hit, load, observe, remember_contact, take_held_hits,
+)
+from streams.app import app, catalog, timed_batches, settings, sink_topic, source_topic, table, write_tables_for
 from streams.contracts import Alert, EnrichedSignal, Tier
-from streams.contracts.alerts import AccountRef, FiredSignal
+from streams.contracts.alerts import AccountRef, FiredSignal, IntelRecheck, Jurisdiction, Vulnerability
 from streams.contracts.reference import IntelKind
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.rules import get_rules
-from streams.scoring import Evaluation, evaluate, fact_of, is_funds_warning
+from streams.scoring import Evaluation, apply_hit, evaluate, fact_of, is_funds_warning
 
 log = logging.getLogger(__name__)
 
 STAGE = "correlate"
 RULES = get_rules()
 DECODER = msgspec.json.Decoder(EnrichedSignal)
+RECHECK_DECODER = msgspec.json.Decoder(IntelRecheck)
+RECHECK_TOPIC = catalog.topic("signals_recheck").name
 ENCODER = msgspec.json.Encoder()
 ALERTS = sink_topic("alerts")
 DEAD_LETTERS = sink_topic("dead_letter")
@@ -41,16 +52,21 @@ DEAD_LETTERS = sink_topic("dead_letter")
 ALERTS_TOTAL = Counter("antifraud_alerts_total", "Alerts published (every version)", ["tier", "typology", "county"])
 SUPPRESSED = Counter("antifraud_alerts_suppressed_total", "Re-fires suppressed inside the cool-down or at the top tier", [])
 LATE_EVENTS = Counter("antifraud_late_events_total", "Signals older than the allowed lateness (still counted)", [])
+RECHECKS = Counter("antifraud_intel_rechecks_applied_total",
+                   "Late intelligence re-checks by outcome: applied (the signal's fact changed), held (its signal "
+                   "not seen yet), unchanged (it already carried the entry), gone (no longer in the window)", ["outcome"])
 SIGNAL_TO_ALERT = Histogram(
     "antifraud_signal_to_alert_seconds",
     "From the first signal's event time to the alert",
     buckets=(1, 5, 15, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400),
 )
 
+UNKNOWN_PLACE = Jurisdiction(county="unknown", station="unknown", grid="unknown")
+
 person_state = table("person_state", default=dict)
 
 
-@app.agent(source_topic("signals_enriched"), name="correlate")
+@app.agent(source_topic("signals_enriched", "signals_recheck"), name="correlate")
 @stops_worker_on_crash(app)
 async def correlate(stream):
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
@@ -60,6 +76,8 @@ async def correlate(stream):
 
 
 async def correlate_one(event) -> None:
+    if event.message.topic == RECHECK_TOPIC:
+        return await recheck_one(event)
     try:
         signal = DECODER.decode(event.message.value)
     except Exception as exc:  # a bug upstream: kept in the dead-letter topic, never a stopped stage
@@ -74,8 +92,12 @@ async def correlate_one(event) -> None:
     state = load(person_state[signal.person_id])
     if already_seen(state, signal.event_id):
         return
+    held = take_held_hits(state, signal.event_id)
+    if held:  # late intelligence that overtook its signal
+        signal.intel = list(signal.intel) + [h for h in held if h not in signal.intel]
     fact = fact_of(signal)
     observe(state, fact, RULES)
+    state.identity_resolved, state.vulnerability = signal.identity_resolved, signal.vulnerability
     if fact.late:
         LATE_EVENTS.inc()
     where = remember_contact(state, signal.phone, _carrier(signal), _account(signal), signal.jurisdiction)
@@ -85,13 +107,66 @@ async def correlate_one(event) -> None:
 
     if is_funds_warning(fact, RULES):
         await publish(funds_warning_alert(signal, fact.event_id, evaluation, state, where))
+    await judge(signal, evaluation, state, where)
+    person_state[signal.person_id] = dump(state)
+    metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
+
+
+async def judge(signal: EnrichedSignal, evaluation: Evaluation, state: PersonState, where) -> None:
     decision = decide(state, signal.person_id, evaluation, RULES)
     if decision.verdict in (Verdict.new, Verdict.upgrade, Verdict.repeat):
         await publish(risk_alert(signal, decision, evaluation, state, where))
     elif decision.verdict is Verdict.suppressed:
         SUPPRESSED.inc()
-    person_state[signal.person_id] = dump(state)
+
+
+async def recheck_one(event) -> None:
+    """Late intelligence for one signal of this person: judged again as if it had carried the hit."""
+    try:
+        recheck = RECHECK_DECODER.decode(event.message.value)
+    except Exception as exc:
+        if not about_a_record(exc):
+            raise
+        await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODER.encode(
+            undecodable(STAGE, event.message, exc, settings.max_event_bytes)))
+        return
+    write_tables_for(event)
+    state = load(person_state[recheck.person_id])
+    fact = next((f for f in state.facts if f.event_id == recheck.event_id), None)
+    if fact is None:
+        t = recheck.event_time.timestamp()
+        if state.watermark and t < state.watermark - RULES.history_s:
+            RECHECKS.labels("gone").inc()
+            return
+        hold_hit(state, recheck.event_id, t, recheck.hit, RULES)  # its signal is still on its way
+        RECHECKS.labels("held").inc()
+        person_state[recheck.person_id] = dump(state)
+        return
+    was_funds_warning = is_funds_warning(fact, RULES)
+    if not apply_hit(fact, recheck.hit):
+        RECHECKS.labels("unchanged").inc()
+        return
+    RECHECKS.labels("applied").inc()
+    signal = recheck_signal(recheck, state)
+    where = state.jurisdiction or signal.jurisdiction
+    elderly = bool(state.vulnerability and state.vulnerability.elderly)
+    student = bool(state.vulnerability and state.vulnerability.student)
+    evaluation = evaluate(state.facts, state.watermark, RULES, elderly, student, anchor=fact.t)
+    if is_funds_warning(fact, RULES) and not was_funds_warning:
+        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state, where, late=recheck))
+    await judge(signal, evaluation, state, where)
+    person_state[recheck.person_id] = dump(state)
     metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
+
+
+def recheck_signal(recheck: IntelRecheck, state: PersonState) -> EnrichedSignal:
+    """What the alert builders need of the signal, from the person's state (the signal itself is not kept)."""
+    return EnrichedSignal(
+        event_id=recheck.event_id, event_time=recheck.event_time, ingested_at=recheck.event_time,
+        person_id=recheck.person_id, identity_resolved=state.identity_resolved,
+        jurisdiction=state.jurisdiction or UNKNOWN_PLACE, vulnerability=state.vulnerability or Vulnerability(),
+        phone=state.phone, intel=[recheck.hit],
+    )
 
 
 def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state: PersonState, where) -> Alert:
@@ -102,15 +177,18 @@ def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state
                   decision.previous_tier)
 
 
-def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, state: PersonState, where) -> Alert:
+def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, state: PersonState, where,
+                        late: IntelRecheck | None = None) -> Alert:
     mule = max((h for h in signal.intel if h.kind is IntelKind.mule_account), key=lambda h: h.confidence)
-    trigger = FiredSignal(
-        rule="mule_transfer", weight=100, event_ids=[event_id], detail="transfer to a listed mule account (资金预警)"
-    )
+    detail = "transfer to a listed mule account (资金预警)"
+    if late is not None:
+        detail = (f"transfer to an account listed as a mule after it (资金预警): transferred at "
+                  f"{late.event_time.isoformat()}, listed at {late.listed_at.isoformat()}")
+    trigger = FiredSignal(rule="mule_transfer", weight=100, event_ids=[event_id], detail=detail)
     context = [f for f in ev.fired if event_id not in f.event_ids]
     ev_with_type = Evaluation(ev.score, ev.fired, Tier.funds_warning, mule.typology, ev.first_signal_t)
     account = _account(signal)
-    accounts = [account] + [a for a in state.accounts if a != account]
+    accounts = ([account] if account else []) + [a for a in state.accounts if a != account]
     alert = _alert(signal, f"{signal.person_id}-F-{event_id}", 1, Tier.funds_warning, ev_with_type, [trigger, *context],
                    state, where)
     alert.accounts = accounts

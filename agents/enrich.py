@@ -9,6 +9,12 @@ phone (else the account), and a jurisdiction from the serving cell or the bank b
 One batched lookup per micro-batch (streams.reference), and one record batch per partition
 out (streams.outbox); while Valkey is unreachable the batch waits and its offsets hold:
 no event is dropped or sent on unenriched.
+
+Reference before judgement (docs/enrichment.md): before a batch is looked up, the reference
+barrier waits (bounded) until the loader has applied everything on the normalized reference
+topics; after it, the exact intel entries the batch's signals touched are registered in the
+contact index and read again in one transaction, so an entry listed a moment later reaches
+the signal through the loader and correlate (late intelligence).
 """
 
 from __future__ import annotations
@@ -29,11 +35,14 @@ from streams.contracts.reference import AgeBand, IdentifierKind
 from streams.reference import (
     LookupRequest,
     LookupResult,
+    ReferenceBarrier,
     account_probes,
     apk_probes,
+    contacts_of,
     derived_person_id,
     number_probes,
     process_store,
+    resolve,
     url_probes,
 )
 from streams.valkey import until_valkey_answers
@@ -132,12 +141,20 @@ async def follow_reference_invalidations() -> None:
 @stops_worker_on_crash(app)
 async def enrich(stream):
     store = process_store()
+    barrier = ReferenceBarrier(store, settings.kafka_bootstrap_servers, REFERENCE_TOPICS,
+                               settings.reference_barrier_timeout_s)
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
-    async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
-        await isolated(STAGE, batch, lambda events: enrich_batch(events, store), dead_letter)
+    try:
+        async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
+            await isolated(STAGE, batch, lambda events: enrich_batch(events, store, barrier), dead_letter)
+    finally:
+        await barrier.close()
 
 
-async def enrich_batch(batch, store) -> None:
+REFERENCE_TOPICS = {spec.name: spec.partitions for spec in map(catalog.topic, ("norm_intel", "norm_registry"))}
+
+
+async def enrich_batch(batch, store, barrier: ReferenceBarrier | None = None) -> None:
     WAITING.set(len(batch))
     out = outbox()
     decoded = []
@@ -152,9 +169,22 @@ async def enrich_batch(batch, store) -> None:
                       ev.message.offset, type(exc).__name__)
             out.add(DEAD_LETTERS, STAGE.encode(), ENCODER.encode(undecodable(STAGE, ev.message, exc, settings.max_event_bytes)))
     requests = [request for _, _, request in decoded]
-    results = await until_valkey_answers(STAGE, settings, lambda: store.lookup_batch(requests, STAGE))
-    for (ev, envelope, _), result in zip(decoded, results):
-        signal = enriched_signal(envelope, result)
+    use_cache = True
+    if barrier is not None and decoded:
+        use_cache = await until_valkey_answers(STAGE, settings, barrier.wait)
+    records = await until_valkey_answers(STAGE, settings, lambda: store.lookup_records(requests, STAGE, use_cache))
+    now_ms = int(time.time() * 1000)
+    signals = [enriched_signal(envelope, resolve(request, records, now_ms)) for _, envelope, request in decoded]
+    contacts = [contact for (_, _, request), signal in zip(decoded, signals)
+                for contact in contacts_of(request, signal.person_id, signal.event_id,
+                                           int(signal.event_time.timestamp() * 1000))]
+    fresh = await until_valkey_answers(STAGE, settings, lambda: store.register_contacts(contacts))
+    changed = {key for key, record in fresh.items() if record != records.get(key)}
+    if changed:  # listed (or changed) between the lookup and the registration: judged with it
+        records.update(fresh)
+        signals = [enriched_signal(envelope, resolve(request, records, now_ms)) if changed.intersection(request.keys())
+                   else signal for (_, envelope, request), signal in zip(decoded, signals)]
+    for (ev, envelope, _), signal in zip(decoded, signals):
         out.add(SIGNALS, signal.person_id.encode(), ENCODER.encode(signal))
         source = SOURCES[ev.message.topic].id
         ENRICHED.labels(source, "resolved" if signal.identity_resolved else "unresolved").inc()

@@ -7,12 +7,18 @@ A delete removes the entry; an upsert already past its expires_at removes it too
 newest event_time wins, so a late, older update changes nothing (streams.reference).
 One pipeline per micro-batch; after it, every process's enrich cache drops the keys, so
 the next event enriched sees the change.
+
+The same pipeline raises `ref:applied` to the batch's highest offset per partition: enrich
+waits on it before judging (the reference barrier, docs/enrichment.md). A new or changed
+entry of an exact-match list is looked up in the contact index (`ref:contact:`), and each
+signal found there that did not carry the entry goes to correlate on signals_recheck.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime, timezone
 
 import msgspec
 from prometheus_client import Counter
@@ -20,9 +26,10 @@ from prometheus_client import Counter
 from streams import metrics
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
-from streams.app import app, timed_batches, catalog, settings, sink_topic, source_topic
+from streams.app import app, timed_batches, catalog, outbox, settings, sink_topic, source_topic
 from streams.contracts import IntelUpdate, contract
-from streams.reference import process_store, write_for
+from streams.contracts.alerts import IntelHit, IntelRecheck
+from streams.reference import Contact, partition_id, process_store, write_for
 from streams.valkey import until_valkey_answers
 
 log = logging.getLogger(__name__)
@@ -31,7 +38,11 @@ STAGE = "reference_loader"
 SOURCES = {spec.name: spec for spec in map(catalog.topic, ("norm_intel", "norm_registry"))}
 DECODERS = {name: msgspec.json.Decoder(contract(spec.contract)) for name, spec in SOURCES.items()}
 DEAD_LETTERS = sink_topic("dead_letter")
+RECHECKS = sink_topic("signals_recheck")
 ENCODER = msgspec.json.Encoder()
+RECHECKS_SENT = Counter("antifraud_intel_rechecks_total",
+                        "Signals handed back to correlate because an entry they touched was listed later, by list",
+                        ["list"])
 
 UPDATES = Counter(
     "antifraud_reference_updates_total",
@@ -50,9 +61,35 @@ def list_of(update) -> str:
 @stops_worker_on_crash(app)
 async def reference_loader(stream):
     store = process_store()
-    dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
+    send_dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
+
+    async def dead_letter(event, rejected) -> None:
+        await send_dead_letter(event, rejected)
+        # Handled, too: the barrier must not wait for a record that will never be applied.
+        await until_valkey_answers(STAGE, settings, lambda: store.apply([], progress_of([event])))
+
     async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
         await isolated(STAGE, batch, lambda events: load_batch(events, store), dead_letter)
+
+
+def progress_of(batch) -> dict[str, int]:
+    """The highest offset of each partition in the batch: how far the loader has handled it once applied."""
+    progress: dict[str, int] = {}
+    for ev in batch:
+        part = partition_id(ev.message.topic, ev.message.partition)
+        progress[part] = max(progress.get(part, -1), ev.message.offset)
+    return progress
+
+
+def recheck_of(update: IntelUpdate, contact: Contact) -> IntelRecheck:
+    return IntelRecheck(
+        person_id=contact.person_id,
+        event_id=contact.event_id,
+        event_time=datetime.fromtimestamp(contact.event_time_ms / 1000, timezone.utc),
+        hit=IntelHit(kind=update.kind, matched_on=contact.matched_on, typology=update.typology,
+                     confidence=update.confidence, source=update.source),
+        listed_at=update.event_time,
+    )
 
 
 async def load_batch(batch, store) -> None:
@@ -71,7 +108,12 @@ async def load_batch(batch, store) -> None:
             continue
         updates.append((ev, update))
         writes.append(write)
-    applied = await until_valkey_answers(STAGE, settings, lambda: store.apply(writes))
-    for (ev, update), write, done in zip(updates, writes, applied):
+    applied, contacts = await until_valkey_answers(STAGE, settings, lambda: store.apply(writes, progress_of(batch)))
+    out = outbox()
+    for (ev, update), write, done, touched in zip(updates, writes, applied, contacts):
         UPDATES.labels(list_of(update), write.outcome if done else "stale").inc()
+        for contact in touched:  # a late entry: correlate re-checks these signals (it skips what already had it)
+            out.add(RECHECKS, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact)))
+            RECHECKS_SENT.labels(list_of(update)).inc()
         metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - ev.message.timestamp))
+    await out.send()

@@ -12,7 +12,7 @@ from enum import Enum
 
 import msgspec
 
-from streams.contracts.alerts import AccountRef, Jurisdiction, Tier
+from streams.contracts.alerts import AccountRef, IntelHit, Jurisdiction, Tier, Vulnerability
 from streams.rules import Rules
 from streams.scoring import Evaluation, Fact, higher, next_tier
 
@@ -36,6 +36,32 @@ class PersonState(msgspec.Struct):
     carrier: str | None = None
     accounts: list[AccountRef] = []
     jurisdiction: Jurisdiction | None = None  # the last one known (an app report of an unregistered phone has none)
+    identity_resolved: bool = False  # as of the last signal (an alert raised by late intelligence needs them)
+    vulnerability: Vulnerability | None = None
+    pending_hits: list["PendingHit"] = []  # late intelligence for a signal not seen yet (it overtook it)
+
+
+class PendingHit(msgspec.Struct):
+    event_id: str
+    t: float  # the signal's event time
+    hit: IntelHit
+
+
+MAX_PENDING_HITS = 50
+
+
+def hold_hit(state: PersonState, event_id: str, t: float, hit: IntelHit, rules: Rules) -> None:
+    """Keep a re-check whose signal has not reached correlation yet (it is applied when the signal comes)."""
+    horizon = state.watermark - rules.history_s
+    kept = [p for p in state.pending_hits if p.t >= horizon and not (p.event_id == event_id and p.hit == hit)]
+    state.pending_hits = (kept + [PendingHit(event_id, t, hit)])[-MAX_PENDING_HITS:]
+
+
+def take_held_hits(state: PersonState, event_id: str) -> list[IntelHit]:
+    held = [p.hit for p in state.pending_hits if p.event_id == event_id]
+    if held:
+        state.pending_hits = [p for p in state.pending_hits if p.event_id != event_id]
+    return held
 
 
 def load(raw: dict | None) -> PersonState:

@@ -6,7 +6,9 @@ One place for the layout (docs/enrichment.md explains it to operators):
     ref:registry:<cell|branch>:<code>          -> LocationRecord (JSON)
     ref:intel:<intel kind>:<value>             -> IntelRecord (JSON), expires at its expires_at
     ref:tomb:<registry|intel>:<kind>:<value>   -> event_time_ms of the delete that removed the entry
-    channel ref:invalidations                  <- JSON list of the entry keys a write touched
+    ref:contact:<intel kind>:<value>           -> hash "<person id> <event id>" -> event time ms (expiring)
+    ref:applied                                -> hash "<norm topic>:<partition>" -> highest offset applied
+    channel ref:invalidations                  <- {"keys": [entry keys a write touched], "applied": {...}}
 
 The data keys mirror the normalized topics' record keys ("<kind>:<value>"), so an entry
 is found from its update by reading, not by knowing code. Every record keeps the
@@ -16,6 +18,13 @@ Lookups take a whole micro-batch: one MGET for every key the batch needs that th
 in-process cache cannot answer. The cache is a bounded LRU that also remembers misses;
 writers drop keys from it in-process and publish them so that every other process
 drops them too. A process trusts its cache only while its subscription is live.
+
+Reference before judgement (docs/enrichment.md): the loader records in `ref:applied`, in
+the pipeline of its writes, how far it has applied each normalized reference partition;
+enrich compares that with the partitions' end offsets before it judges a batch
+(`ReferenceBarrier`). Late intelligence: enrich registers, atomically with re-reading the
+entry, which residents' signals touched an exact-match entry (`ref:contact:`); the loader
+reads that index after each new or changed entry and hands the residents to correlate.
 """
 
 from __future__ import annotations
@@ -58,6 +67,11 @@ LOOKUP_SECONDS = Histogram(
 
 # ------------------------------------------------------------------------------ key layout
 INVALIDATIONS_CHANNEL = "ref:invalidations"
+APPLIED_KEY = "ref:applied"
+# Lists matched by one exact key, whose contacts are indexed for late intelligence. Ranges and
+# parent domains are not (one number or host would touch many keys): see docs/enrichment.md.
+CONTACT_KINDS = frozenset({IntelKind.mule_account, IntelKind.fraud_number, IntelKind.phishing_url, IntelKind.fraud_apk})
+CONTACT_TTL_S = 86400  # how long a signal can be re-checked by a late entry (and correlate must still hold it)
 
 
 def registry_key(kind: IdentifierKind, identifier: str) -> str:
@@ -70,6 +84,47 @@ def intel_key(kind: IntelKind, value: str) -> str:
 
 def tombstone_key(entry_key: str) -> str:
     return "ref:tomb:" + entry_key.removeprefix("ref:")
+
+
+def contact_key(entry_key: str) -> str:
+    """The contact index of an intel entry: who touched `ref:intel:<kind>:<value>`."""
+    return "ref:contact:" + entry_key.removeprefix("ref:intel:")
+
+
+def partition_id(topic: str, partition: int) -> str:
+    return f"{topic}:{partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A signal that touched (probed) an exact intel entry, and whose it is."""
+
+    entry_key: str
+    person_id: str
+    event_id: str
+    event_time_ms: int
+    matched_on: str = ""
+
+    @property
+    def field(self) -> str:
+        return f"{self.person_id} {self.matched_on} {self.event_id}"
+
+
+def contacts_of(request: "LookupRequest", person_id: str, event_id: str, event_time_ms: int) -> list[Contact]:
+    return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on)
+            for probe in request.probes if probe.kind in CONTACT_KINDS and len(probe.keys) == 1]
+
+
+def parse_contacts(entry_key: str, raw: dict) -> list[Contact]:
+    out = []
+    for field_, value in raw.items():
+        field_ = field_.decode() if isinstance(field_, bytes) else field_
+        person_id, matched_on, event_id = (field_.split(" ", 2) + ["", ""])[:3]
+        try:
+            out.append(Contact(entry_key, person_id, event_id, int(value), matched_on))
+        except ValueError:
+            continue
+    return out
 
 
 # ------------------------------------------------------------------------------ records
@@ -192,6 +247,20 @@ return 1
 """
 
 
+# The progress of a partition only rises (a loader that took over a partition re-applies from its
+# committed offset: what is already applied stays applied).
+_RAISE_APPLIED = """
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if tonumber(ARGV[2]) > current then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
+
+
+def _indexed(entry_key: str) -> bool:
+    kind = entry_key.removeprefix("ref:intel:").split(":", 1)[0]
+    return kind in {k.value for k in CONTACT_KINDS}
+
+
 # ------------------------------------------------------------------------------ lookup rules
 def number_prefixes(number: str) -> list[str]:
     """Every prefix a number_range entry can have ('+' and 2..15 digits), longest first."""
@@ -310,6 +379,18 @@ class ReferenceCache:
         self.epoch = 0
         self.enabled = False  # until a live subscription guarantees that invalidations reach us
         self._entries: OrderedDict[str, tuple[float, object]] = OrderedDict()
+        # Per normalized reference partition, the highest offset whose writes this cache has been
+        # invalidated for (from the invalidation messages): the barrier trusts the cache only up to it.
+        self.seen: dict[str, int] = {}
+
+    def covers(self, targets: dict[str, int]) -> bool:
+        """Every write up to these offsets has been invalidated here (so a cached entry is not older)."""
+        return all(self.seen.get(part, -1) >= offset for part, offset in targets.items())
+
+    def saw(self, applied: dict[str, int]) -> None:
+        for part, offset in applied.items():
+            if offset > self.seen.get(part, -1):
+                self.seen[part] = offset
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -363,13 +444,21 @@ class ReferenceStore:
         self.tombstone_ttl_s = tombstone_ttl_s
         self._apply_script = client.register_script(_APPLY_IF_NEWER)
 
-    async def lookup_batch(self, requests: list[LookupRequest], stage: str = "enrich") -> list[LookupResult]:
+    async def lookup_batch(self, requests: list[LookupRequest], stage: str = "enrich",
+                           use_cache: bool = True) -> list[LookupResult]:
         """Resolve a micro-batch: cached keys from memory, all the others in one MGET."""
+        records = await self.lookup_records(requests, stage, use_cache)
+        now_ms = int(time.time() * 1000)
+        return [resolve(request, records, now_ms) for request in requests]
+
+    async def lookup_records(self, requests: list[LookupRequest], stage: str = "enrich",
+                             use_cache: bool = True) -> dict[str, object]:
+        """Every key the batch needs, decoded: from the cache (unless told not to), the rest in one MGET."""
         epoch = self.cache.epoch
         records: dict[str, object] = {}
         missing: list[str] = []
         for key in dict.fromkeys(k for request in requests for k in request.keys()):
-            cached = self.cache.get(key)
+            cached = self.cache.get(key) if use_cache else NOT_CACHED
             if cached is NOT_CACHED:
                 missing.append(key)
             else:
@@ -383,25 +472,63 @@ class ReferenceStore:
             read = {key: decode_record(key, value) for key, value in zip(missing, raw)}
             self.cache.put_many(read, epoch)
             records.update(read)
-        now_ms = int(time.time() * 1000)
-        return [resolve(request, records, now_ms) for request in requests]
+        return records
 
-    async def apply(self, writes: list[ReferenceWrite]) -> list[bool]:
-        """Write a batch in one pipeline (newest event_time wins) and invalidate every cache; True = applied."""
-        if not writes:
-            return []
+    async def register_contacts(self, contacts: list[Contact], ttl_s: int = CONTACT_TTL_S) -> dict[str, object]:
+        """Index who touched each exact entry and, in the same transaction, read those entries again.
+
+        Atomic (MULTI/EXEC) against the loader's write of an entry and its read of the index that
+        follows it: either this read sees the entry, or the loader's read sees the contact.
+        """
+        if not contacts:
+            return {}
+        keys = list(dict.fromkeys(c.entry_key for c in contacts))
+        pipe = self.client.pipeline(transaction=True)
+        pipe.mget(keys)
+        for c in contacts:
+            index = contact_key(c.entry_key)
+            pipe.hset(index, c.field, c.event_time_ms)
+            pipe.expire(index, ttl_s)
+        results = await pipe.execute()
+        return {key: decode_record(key, raw) for key, raw in zip(keys, results[0])}
+
+    async def applied_offsets(self) -> dict[str, int]:
+        """`ref:applied`: per normalized reference partition, the highest offset the loader has applied."""
+        raw = await self.client.hgetall(APPLIED_KEY)
+        return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+    async def apply(self, writes: list[ReferenceWrite], applied: dict[str, int] | None = None
+                    ) -> tuple[list[bool], list[list[Contact]]]:
+        """Write a batch in one pipeline (newest event_time wins), record how far each partition is applied,
+        and invalidate every cache. Returns per write: applied or not, and the contacts of an applied
+        intel upsert of an indexed list (read after the write: see `register_contacts`)."""
+        applied = applied or {}
+        if not writes and not applied:
+            return [], []
         pipe = self.client.pipeline(transaction=False)
-        for w in writes:
+        indexed = [w.record is not None and w.key.startswith("ref:intel:") and _indexed(w.key) for w in writes]
+        for w, with_contacts in zip(writes, indexed):
             await self._apply_script(
                 keys=[w.key, tombstone_key(w.key)],
                 args=[w.event_time_ms, w.record or b"", w.expires_at_ms or "", self.tombstone_ttl_s],
                 client=pipe,
             )
+            if with_contacts:
+                pipe.hgetall(contact_key(w.key))
         keys = list(dict.fromkeys(w.key for w in writes))
-        pipe.publish(INVALIDATIONS_CHANNEL, _ENCODE(keys))
-        results = await pipe.execute()
+        # Invalidate before the progress is visible: whoever sees `ref:applied` move has been sent the keys.
+        pipe.publish(INVALIDATIONS_CHANNEL, _ENCODE({"keys": keys, "applied": applied}))
+        for part, offset in applied.items():
+            pipe.eval(_RAISE_APPLIED, 1, APPLIED_KEY, part, offset)
+        results = iter(await pipe.execute())
         self.cache.invalidate(keys)  # this process at once; the others through the channel
-        return [bool(r) for r in results[:-1]]
+        done, contacts = [], []
+        for w, with_contacts in zip(writes, indexed):
+            ok = bool(next(results))
+            raw = next(results) if with_contacts else {}
+            done.append(ok)
+            contacts.append(parse_contacts(w.key, raw) if ok else [])
+        return done, contacts
 
     async def follow_invalidations(self, redis_url: str, retry_max_s: float) -> None:
         """Subscribe (again after any outage) and drop the keys others invalidate; runs until cancelled.
@@ -410,14 +537,17 @@ class ReferenceStore:
         the cache is off from the moment it drops until a new subscription is live.
         """
         backoff = 0.05
-        decode_keys = msgspec.json.Decoder(list[str]).decode
         while True:
             client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0),
                                              health_check_interval=5)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
+                # Read before subscribing: every write counted here was done before the cache is emptied below.
+                already = {(k.decode() if isinstance(k, bytes) else k): int(v)
+                           for k, v in (await client.hgetall(APPLIED_KEY)).items()}
                 await pubsub.subscribe(INVALIDATIONS_CHANNEL)
                 self.cache.enable()
+                self.cache.saw(already)
                 backoff = 0.05
                 log.info("reference cache: following %s", INVALIDATIONS_CHANNEL)
                 while True:
@@ -425,8 +555,10 @@ class ReferenceStore:
                     if message is None:
                         continue
                     try:
-                        self.cache.invalidate(decode_keys(message["data"]))
-                    except msgspec.DecodeError:
+                        keys, applied = decode_invalidation(message["data"])
+                        self.cache.invalidate(keys)
+                        self.cache.saw(applied)
+                    except (msgspec.DecodeError, msgspec.ValidationError):
                         self.cache.clear()  # unreadable: it may have named anything we hold
             except (*VALKEY_OUTAGE_ERRORS, redis.RedisError) as exc:
                 if self.cache.enabled:  # once per outage, not once per retry
@@ -437,6 +569,22 @@ class ReferenceStore:
                 backoff = min(backoff * 2, retry_max_s)
             finally:
                 await _quietly_close(pubsub, client)
+
+
+class _Invalidation(msgspec.Struct):
+    keys: list[str] = []
+    applied: dict[str, int] = {}
+
+
+_DECODE_INVALIDATION = msgspec.json.Decoder(list[str] | _Invalidation)
+
+
+def decode_invalidation(data: bytes) -> tuple[list[str], dict[str, int]]:
+    """A message of `ref:invalidations`: the loader's object, or a plain JSON list of keys (by hand)."""
+    message = _DECODE_INVALIDATION.decode(data)
+    if isinstance(message, list):
+        return message, {}
+    return message.keys, message.applied
 
 
 async def _quietly_close(pubsub, client) -> None:
@@ -475,3 +623,72 @@ def process_store() -> ReferenceStore:
     settings = get_settings()
     cache = ReferenceCache(settings.enrich_cache_size, settings.enrich_cache_max_age_s)
     return ReferenceStore(async_client(settings), cache, settings.reference_tombstone_ttl_s)
+
+
+# ------------------------------------------------------------------------------ the barrier
+BARRIER_POLL_S = 0.005
+BARRIER_WAITS = Counter("antifraud_reference_barrier_waits_total",
+                        "Enrich batches that waited for the reference loader before being judged")
+BARRIER_TIMEOUTS = Counter("antifraud_reference_barrier_timeouts_total",
+                           "Enrich batches judged without waiting any longer for a reference partition "
+                           "(the loader did not reach its end offset in time)", ["partition"])
+BARRIER_SECONDS = Histogram("antifraud_reference_barrier_seconds",
+                            "Before an enrich batch is judged: end offsets asked and the loader's progress compared",
+                            buckets=LATENCY_BUCKETS)
+
+
+class ReferenceBarrier:
+    """Before a batch is judged: everything already appended to the normalized reference topics is applied.
+
+    One ListOffsets request (the partitions' end offsets, asked after the batch was read) and
+    one HGETALL of `ref:applied` per batch; while the loader is behind, the HGETALL is
+    repeated every 5 ms, up to `timeout_s`. A partition the loader did not reach in time is
+    given up for that end offset (counted, logged): it costs one wait, not one per batch.
+    """
+
+    def __init__(self, store: ReferenceStore, bootstrap: str, topics: dict[str, int], timeout_s: float) -> None:
+        self.store, self.bootstrap, self.timeout_s = store, bootstrap, timeout_s
+        self.partitions = [(topic, p) for topic, count in topics.items() for p in range(count)]
+        self.given_up: dict[str, int] = {}
+        self._consumer = None
+
+    async def end_offsets(self) -> dict[str, int]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        if self._consumer is None:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+            await consumer.start()
+            self._consumer = consumer
+        ends = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in self.partitions])
+        return {partition_id(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def wait(self) -> bool:
+        """Wait until the loader has applied what is on the reference topics now; True = the cache may answer."""
+        started = time.perf_counter()
+        targets = {part: end - 1 for part, end in (await self.end_offsets()).items() if end > 0}
+        deadline, waited = started + self.timeout_s, False
+        while True:
+            applied = await self.store.applied_offsets()
+            behind = {part: off for part, off in targets.items()
+                      if applied.get(part, -1) < off and self.given_up.get(part, -1) < off}
+            if not behind:
+                break
+            if not waited:
+                waited = True
+                BARRIER_WAITS.inc()
+            if time.perf_counter() >= deadline:
+                for part, off in behind.items():
+                    self.given_up[part] = off
+                    BARRIER_TIMEOUTS.labels(part).inc()
+                log.warning("reference barrier: the loader did not reach %s within %.1f s; judging without it",
+                            ", ".join(f"{part}@{off}" for part, off in sorted(behind.items())), self.timeout_s)
+                break
+            await asyncio.sleep(BARRIER_POLL_S)
+        BARRIER_SECONDS.observe(time.perf_counter() - started)
+        trusted = {part: off for part, off in targets.items() if self.given_up.get(part, -1) < off}
+        return self.store.cache.covers(trusted)
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()

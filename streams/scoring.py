@@ -11,8 +11,9 @@ import hashlib
 from dataclasses import dataclass, field
 
 import msgspec
+import msgspec.structs
 
-from streams.contracts.alerts import TIER_RANK, EnrichedSignal, FiredSignal, Tier
+from streams.contracts.alerts import TIER_RANK, EnrichedSignal, FiredSignal, IntelHit, Tier
 from streams.contracts.common import Typology
 from streams.contracts.reference import IntelKind
 from streams.rules import Rules
@@ -250,3 +251,25 @@ def higher(a: Tier, b: Tier) -> bool:
 def is_funds_warning(fact: Fact, rules: Rules) -> bool:
     """资金预警: money is moving to a listed mule account."""
     return fact.kind == "transfer_out" and fact.mule and fact.mule_confidence >= rules.funds_warning.min_confidence
+
+
+def apply_hit(fact: Fact, hit: IntelHit) -> bool:
+    """Late intelligence: what `fact_of` would have set had `hit` been on the signal. True if the fact changed.
+
+    A hit the fact already carries (same list, confidence not higher) changes nothing, so a
+    re-check delivered twice, or for a signal that was enriched with the entry, is a no-op.
+    """
+    before = msgspec.structs.asdict(fact)
+    vote = fact.votes.get(hit.typology.value, 0.0)
+    if hit.confidence > vote:
+        fact.votes = {**fact.votes, hit.typology.value: hit.confidence}
+    if hit.kind in CONTACT_KINDS and hit.matched_on == "counterpart":
+        fact.listed_contact = True
+    elif hit.kind in LINK_KINDS:
+        fact.listed_link = True
+    elif hit.kind is IntelKind.fraud_apk:
+        fact.listed_apk = True
+    elif hit.kind is IntelKind.mule_account and fact.kind in ("transfer_out", "transfer_in", "payee_added"):
+        fact.mule = True
+        fact.mule_confidence = max(fact.mule_confidence, hit.confidence)
+    return msgspec.structs.asdict(fact) != before

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     enrich_batch_within_s: float = Field(0.01, gt=0, description="Longest wait to fill such a micro-batch.")
     enrich_cache_size: int = Field(100_000, ge=0, description="Reference entries (misses too) in each process's cache.")
     enrich_cache_max_age_s: float = Field(300.0, gt=0, description="A cached reference entry is re-read after this.")
+    reference_barrier_timeout_s: float = Field(
+        5.0, gt=0, description="Longest enrich waits for the reference loader to apply what is already on the "
+        "reference topics before it judges a batch (docs/enrichment.md); then it judges without it and says so.",
+    )
     reference_tombstone_ttl_s: int = Field(
         7 * 86400, gt=0, description="How long a delete is remembered against older upserts (= topic retention)."
     )

@@ -5,7 +5,7 @@ docs/contracts.md are generated from these definitions by `antifraud docs`.
 """
 
 from streams.contracts.actions import Action, Channel, Outcome, Result
-from streams.contracts.alerts import Alert, EnrichedSignal, Tier
+from streams.contracts.alerts import Alert, EnrichedSignal, IntelRecheck, Tier
 from streams.contracts.cases import CaseReport
 from streams.contracts.dissuasion import (
     BankAck,
@@ -43,6 +43,7 @@ CONTRACTS: dict[str, object] = {
     **{f"Ingested[{name}]": Ingested[tp] for name, tp in INPUT_CONTRACTS.items()},
     "DeadLetter": DeadLetter,
     "EnrichedSignal": EnrichedSignal,
+    "IntelRecheck": IntelRecheck,
     "Alert": Alert,
     "Action": Action,
     "Outcome": Outcome,
@@ -72,6 +73,7 @@ __all__ = [
     "Escalation",
     "EscalationInbox",
     "EnrichedSignal",
+    "IntelRecheck",
     "Outcome",
     "Result",
     "Tier",

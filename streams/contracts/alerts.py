@@ -105,3 +105,17 @@ class Alert(Struct, forbid_unknown_fields=True):
     )
     previous_tier: Tier | None = None
     late_events: described(int, "Evidence events that arrived later than the allowed lateness.") = 0
+
+
+class IntelRecheck(Struct, forbid_unknown_fields=True):
+    """Late intelligence: an entry listed (or changed) after a signal that touched it was enriched.
+
+    Written by the reference loader for each resident the contact index holds for the entry
+    (docs/enrichment.md); correlate applies the hit to that signal in the person's open window.
+    """
+
+    person_id: described(str, "The resident whose signal touched the entry (the record key).")
+    event_id: described(str, "The signal that touched it.")
+    event_time: described(Timestamp, "That signal's event time.")
+    hit: described(IntelHit, "The entry as the signal would have found it had it been listed first.")
+    listed_at: described(Timestamp, "event_time of the intel update that listed or changed the entry.")

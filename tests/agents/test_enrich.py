@@ -288,7 +288,9 @@ def test_lookups_are_batched(stack):
     stack.signals([e.event_id for e in events])
     mgets = valkey.info("commandstats")["cmdstat_mget"]["calls"] - before
     print(f"\n300 events -> {mgets} MGET calls")
-    assert mgets <= 30
+    # Per micro-batch: one lookup, and one re-read of the exact intel entries in the contact-index
+    # transaction (docs/enrichment.md, reference before judgement).
+    assert mgets <= 60
 
 
 def test_valkey_outage_holds_events_and_loses_none(stack):

@@ -186,13 +186,13 @@ def test_newest_event_time_wins_and_tombstones_hold(servers):
         store = new_store(servers.redis_url)
         assert await store.apply([write_for(registry_update(phone, when=later, station="ZK02-PS09"), NOW_MS),
                                   write_for(registry_update(phone, when=earlier, station="ZK02-PS01"), NOW_MS)]) \
-            == [True, False]
+            == ([True, False], [[], []])
         station = (await store.lookup_batch([LookupRequest(((IdentifierKind.phone, phone),))]))[0].person.station
         assert await store.apply([write_for(registry_update(phone, when=later, op=UpdateOp.delete), NOW_MS),
-                                  write_for(registry_update(phone, when=earlier), NOW_MS)]) == [True, False]
+                                  write_for(registry_update(phone, when=earlier), NOW_MS)]) == ([True, False], [[], []])
         gone = (await store.lookup_batch([LookupRequest(((IdentifierKind.phone, phone),))]))[0].person
         # The same event_time again (a redelivery, or upsert then delete at one instant): the later write wins.
-        assert await store.apply([write_for(registry_update(phone, when=later), NOW_MS)]) == [True]
+        assert await store.apply([write_for(registry_update(phone, when=later), NOW_MS)]) == ([True], [[]])
         return station, gone
 
     station, gone = run(scenario())
