@@ -101,7 +101,8 @@ def test_a_worker_whose_stop_hangs_ends_itself_soon_after_sigterm(settings, tmp_
     finally:
         platform.stop()
     log = worker.log_path.read_text(errors="replace")
-    assert "stop: blocking the event loop" in log  # the stop did hang
+    # The stop hung: in the task that blocks the loop, or (on a busy machine) already in Faust's own
+    # stop before it got there, which is the hang seen in the field. Either way the watchdog ended it.
     assert code == EXIT_STOP_HUNG, log[-2000:]
     assert "did not stop within" in log
     assert STOP_GRACE_S - 1 <= took < 10 + 5  # the watchdog, not SIGKILL (slack for a busy machine)
