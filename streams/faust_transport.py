@@ -8,6 +8,14 @@ Races: records fetched around the end of a rebalance were lost, by Faust's live 
 active partitions (TunedConsumerThread.getmany) and by its resume before the seek
 (TunedConsumer); tests/streams/test_faust_transport.py.
 
+Gaps: Faust takes a jump in a partition's offsets for records the broker does not have
+(transaction markers, aborted or compacted records) and commits past it. Records skipped by
+a rebalance race look the same, and were lost that way: a fault run lost 10-16 records per
+partition after a worker kill, committed past in one step (docs/reliability.md). So a jump
+is checked against the broker (TunedConsumer._add_gap): if records were really skipped, the
+jump is not taken as a gap (no commit passes them) and the worker stops so that it is
+restarted and reads them again; every stage is idempotent.
+
 Record batches: `send_record_batches` queues a micro-batch's records for a partition as
 one batch (streams.outbox): one call instead of one send (and one future) per record.
 
@@ -16,11 +24,60 @@ Registered as the `tunedkafka://` scheme.
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
+import threading
+
+from confluent_kafka import Consumer as KafkaConsumer
+from confluent_kafka import TopicPartition
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from streams.catalog import get_catalog
+from streams.isolation import crash_worker
+from streams.settings import get_settings
+
 SCHEME = "tunedkafka"
+log = logging.getLogger(__name__)
+
+
+class SkippedRecords(RuntimeError):
+    """Records a stream partition never delivered were about to be committed past."""
+
+
+@functools.lru_cache(maxsize=1)
+def compacted_topics() -> frozenset[str]:
+    catalog = get_catalog()
+    return frozenset(spec.name for spec in catalog.topics.values()
+                     if "compact" in (spec.cleanup_policy or catalog.defaults.cleanup_policy))
+
+
+class GapCheck:
+    """Does a partition hold committed records in [first, end)? One reader, reused, off the event loop."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._reader = KafkaConsumer({"bootstrap.servers": bootstrap, "group.id": "antifraud-gap-check",
+                                      "enable.auto.commit": False, "isolation.level": "read_committed",
+                                      "enable.partition.eof": True})
+        self._lock = threading.Lock()
+
+    def records_in(self, topic: str, partition: int, first: int, end: int, timeout_s: float = 10.0) -> bool:
+        with self._lock:
+            self._reader.assign([TopicPartition(topic, partition, first)])
+            try:
+                message = self._reader.poll(timeout_s)
+                while message is not None and message.error() is not None and not message.error().code() == -191:
+                    message = self._reader.poll(timeout_s)  # -191: _PARTITION_EOF, nothing (more) to read
+                if message is None:
+                    raise TimeoutError(f"no answer on {topic}[{partition}] from offset {first} in {timeout_s:.0f} s")
+                return message.error() is None and message.offset() < end
+            finally:
+                self._reader.unassign()
+
+    def close(self) -> None:
+        self._reader.close()
 
 
 class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -92,6 +149,30 @@ class TunedConsumer(faust_aiokafka.Consumer):
         # A new assignment pauses and resumes partitions itself: a deferral from before it is void.
         self._resume_deferred = frozenset()
         await super().on_partitions_assigned(assigned, generation_id)
+
+    _gap_check: GapCheck | None = None
+
+    async def _add_gap(self, tp, offset_from: int, offset_to: int) -> None:
+        # Faust calls this when the message at offset_to follows offset_from - 1 (the read offset).
+        if tp.topic in compacted_topics():  # compaction leaves gaps by design: checking each would slow recovery
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
+        if self._gap_check is None:
+            self._gap_check = GapCheck(get_settings().kafka_bootstrap_servers)
+        skipped = await asyncio.to_thread(self._gap_check.records_in, tp.topic, tp.partition, offset_from, offset_to)
+        if not skipped:  # markers, aborted or compacted records: a real gap
+            await super()._add_gap(tp, offset_from, offset_to)
+            return
+        # Not registered as a gap, so no commit passes the skipped records; the restart reads them.
+        log.critical("%s[%d]: records %d..%d were never delivered to the stream (a rebalance race): stopping the "
+                     "worker so that it is restarted and reads them again", tp.topic, tp.partition, offset_from,
+                     offset_to - 1)
+        crash_worker(self.app, "consumer", SkippedRecords(f"{tp.topic}[{tp.partition}] {offset_from}..{offset_to - 1}"))
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        if self._gap_check is not None:
+            self._gap_check.close()
 
 
 class RecordBatchProducer(faust_aiokafka.Producer):

@@ -138,7 +138,7 @@ def stops_worker_on_crash(app):
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
-                _crash(app, fun.__name__, exc)
+                crash_worker(app, fun.__name__, exc)
                 raise
 
         body.stops_worker_on_crash = True  # what a test checks every stage's agent for
@@ -147,7 +147,8 @@ def stops_worker_on_crash(app):
     return wrap
 
 
-def _crash(app, name: str, exc: BaseException) -> None:
+def crash_worker(app, name: str, exc: BaseException) -> None:
+    """Stop the worker (non-zero) so that it is restarted; end the process if Faust's stop hangs."""
     log.critical("agent %s crashed (%s: %s): stopping the worker so that it is restarted", name,
                  type(exc).__name__, mask_text(exc))
     timer = threading.Timer(CRASH_GRACE_S, os._exit, args=(EXIT_AFTER_CRASH,))

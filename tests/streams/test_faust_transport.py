@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 WORKER = Path(__file__).with_name("slow_seek_worker.py")
@@ -57,3 +58,38 @@ def test_every_record_is_forwarded_across_table_recovery_and_the_seek(servers, c
         finally:
             worker.terminate()
             assert worker.wait(30) == 0
+
+
+def test_the_gap_check_tells_skipped_records_from_what_the_broker_does_not_have(servers, topic_factory):
+    # A jump in offsets is a real gap only where the broker has no committed record: transaction
+    # markers and aborted records are gaps; records a rebalance race skipped are not (streams.faust_transport).
+    from streams.faust_transport import GapCheck
+
+    topic = topic_factory(partitions=1)
+    plain = Producer({"bootstrap.servers": servers.bootstrap})
+    for n in range(5):
+        plain.produce(topic, value=b"kept %d" % n, partition=0)  # offsets 0-4
+    assert plain.flush(10) == 0
+    feed = Producer({"bootstrap.servers": servers.bootstrap, "transactional.id": f"gap-{uuid.uuid4()}"})
+    feed.init_transactions(10)
+    feed.begin_transaction()
+    for n in range(3):
+        feed.produce(topic, value=b"aborted %d" % n, partition=0)  # offsets 5-7, then the abort marker at 8
+    feed.flush(10)
+    feed.abort_transaction(10)
+    watermarks = Consumer({"bootstrap.servers": servers.bootstrap, "group.id": f"gap-{uuid.uuid4()}"})
+    for _ in range(100):  # the coordinator writes the abort marker after abort_transaction returns
+        if watermarks.get_watermark_offsets(TopicPartition(topic, 0), timeout=5, cached=False)[1] == 9:
+            break
+        time.sleep(0.05)
+    watermarks.close()
+    plain.produce(topic, value=b"after", partition=0)  # offset 9
+    assert plain.flush(10) == 0
+
+    check = GapCheck(servers.bootstrap)
+    try:
+        assert check.records_in(topic, 0, 1, 4)  # records 1-3 exist: a jump from 0 to 4 skipped them
+        assert not check.records_in(topic, 0, 5, 9)  # aborted records and the marker: nothing to read
+        assert check.records_in(topic, 0, 5, 10)  # ... but 9 is there
+    finally:
+        check.close()
