@@ -1,0 +1,7 @@
+"""python -m faults: the same as `antifraud faults`."""
+
+import sys
+
+from faults.suite import main
+
+sys.exit(main())
