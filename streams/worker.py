@@ -27,6 +27,8 @@ SPURIOUS_ERRORS = {
     # writes them): stream_processing_timeout (5 min) after start each is "not started". Input and
     # internal topics keep the ERROR: there it means a stalled stage.
     "faust.transport.drivers.aiokafka": ("Stream has not started processing", "-changelog'"),
+    # The same check, logged by our subclass of Faust's consumer thread (mode names a service's logger by its module).
+    "streams.faust_transport": ("Stream has not started processing", "-changelog'"),
     # A fresh broker creates __consumer_offsets on the first lookup; aiokafka logs every retry until then.
     "aiokafka.consumer.group_coordinator": ("GroupCoordinatorNotAvailableError",),
     # A partition's leader moved (or was just elected, on a fresh topic): aiokafka asks again after its back-off.

@@ -117,7 +117,9 @@ def test_known_framework_false_alarms_are_warnings_and_a_stalled_input_stays_an_
     from streams.worker import demote_spurious_errors
 
     demote_spurious_errors()
-    faust_log = logging.getLogger("faust.transport.drivers.aiokafka")
+    from streams.faust_transport import TunedConsumerThread
+
+    faust_log = logging.getLogger(TunedConsumerThread.logger.name)  # where a live worker logs it
     with caplog.at_level(logging.WARNING):
         for topic in ("antifraud-person_state-changelog", "antifraud.in.bank"):
             faust_log.error("[^---TunedConsumerThread]: Stream has not started processing %r (started %s).",
