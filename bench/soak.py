@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 import streams.worker
@@ -309,10 +309,14 @@ def run(config: SoakConfig) -> dict:
             end = started + config.minutes * 60
             next_at = started + config.every_s
             while not stop.wait(max(0.0, min(next_at, end) - time.monotonic())):
-                sample = take_sample(platform, broker, catalog, labels, probe, data_dir, started)
-                samples.append(sample)
-                _write(sink, sample)
-                print(sample_line(sample), flush=True)
+                try:
+                    sample = take_sample(platform, broker, catalog, labels, probe, data_dir, started)
+                except KafkaException as exc:  # a passing broker answer (a leader not elected yet): the next sample asks again
+                    print(f"soak: a sample was skipped: {exc}", flush=True)
+                else:
+                    samples.append(sample)
+                    _write(sink, sample)
+                    print(sample_line(sample), flush=True)
                 if time.monotonic() >= end - 1:
                     break
                 next_at += config.every_s

@@ -137,7 +137,7 @@ class EmbeddedBroker(EmbeddedServer):
             # --ignore-formatted: formatting twice is a no-op, never a wipe.
             formatted = subprocess.run(
                 [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                 "-t", cluster_id.read_text().strip(), "-c", str(properties)],
+                 f"--cluster-id={cluster_id.read_text().strip()}", "-c", str(properties)],  # an id may begin with "-"
                 capture_output=True, text=True,
             )
             if formatted.returncode != 0:
