@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+from decoding_strategies import FaustMessage
 from streams.catalog import get_catalog
 from streams.contracts import INPUT_CONTRACTS, DeadLetter, DeadLetterReason, Ingested
 from streams.contracts.examples import EXAMPLES
@@ -185,17 +186,6 @@ def test_an_unexpected_failure_is_the_records_internal_error(monkeypatch):
 
 
 # ------------------------------------------------------------------------ keys and dead letters
-@dataclass
-class FaustMessage:
-    """The attributes of a Faust Message that a dead letter reads (a plain record, no client)."""
-
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    partition: int = 0
-    offset: int = 0
-
-
 @FAST
 @given(st.binary(max_size=300) | st.none(), st.binary(max_size=300) | st.none())
 @example(b"\xff\xfe\xc4\xe3", b'{"x": 1}')

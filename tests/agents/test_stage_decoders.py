@@ -6,30 +6,18 @@ still be kept (dead-lettered) and never stop the stage. Pure and in process (hyp
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
+from decoding_strategies import FaustMessage, payloads as arbitrary_payloads
 from streams.contracts import DeadLetter, DeadLetterReason
 from streams.dead_letters import undecodable
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DOCUMENTED = set(DeadLetterReason) - {DeadLetterReason.internal_error}
-
-
-@dataclass
-class FaustMessage:
-    """The attributes of a Faust Message a dead letter reads (a plain record, no client)."""
-
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    partition: int = 0
-    offset: int = 0
 
 
 def decoders():
@@ -48,13 +36,7 @@ def decoders():
 
 
 DECODERS = decoders()
-any_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-                        max_leaves=15)
-payloads = (st.binary(max_size=2000)
-            | any_json.map(lambda d: json.dumps(d, allow_nan=True).encode())
-            | st.just(b"[" * 50_000 + b"]" * 50_000)
-            | st.just(b'{"x": "\xc4\xe3\xba\xc3"}'))
+payloads = arbitrary_payloads("x")
 
 
 @FAST

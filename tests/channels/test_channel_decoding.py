@@ -5,7 +5,6 @@ Pure and in process (hypothesis): no broker, no Valkey.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st
@@ -13,6 +12,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from channels.dead_letters import read_action
 from channels.partners import MeasureBook, judge_bank_request, judge_carrier_request
 from channels.worker import _coordinates
+from decoding_strategies import payloads as arbitrary_payloads
 from streams.contracts.actions import Channel
 from streams.contracts.dissuasion import AckStatus, RejectReason
 from streams.contracts.internal import DeadLetterReason
@@ -20,13 +20,7 @@ from streams.contracts.internal import DeadLetterReason
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 KEY = b"k" * 32
-any_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
-                        max_leaves=15)
-payloads = (st.binary(max_size=2000)
-            | any_json.map(lambda d: json.dumps(d, allow_nan=True).encode())
-            | st.just(b"[" * 50_000 + b"]" * 50_000)
-            | st.just(b'{"action_id": "\xc4\xe3\xba\xc3"}'))
+payloads = arbitrary_payloads("action_id")
 
 
 @FAST
