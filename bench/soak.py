@@ -444,25 +444,32 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / var if var else 0.0
 
 
-def summary_lines(summary: dict) -> list[str]:
-    c = summary.get("checks", {})
-    lines = []
+def check_rows(summary: dict) -> list[tuple[str, bool | None, str]]:
+    """(what, met?, figures) per Done-when check and for the latency; None = not a check. One wording for both outputs."""
+    c, rows = summary.get("checks", {}), []
     if "broker_rss_flat" in c:
         f, u = c["broker_rss_flat"], c["broker_rss_under_limit"]
-        lines.append(f"broker RSS flat over the last {f['window_min']:g} min: {'yes' if f['ok'] else 'NO'} "
-                     f"(trend {f['trend_mb']:+,.0f} MB on a mean of {f['mean_mb']:,.0f} MB; {f['first_mb']:,.0f} -> "
-                     f"{f['last_mb']:,.0f} MB)")
-        lines.append(f"broker RSS under {u['limit_mb']:,.0f} MB: {'yes' if u['ok'] else 'NO'} (peak {u['peak_mb']:,.0f} MB)")
+        rows.append((f"broker RSS flat over the last {f['window_min']:g} min", f["ok"],
+                     f"trend {f['trend_mb']:+,.0f} MB on a mean of {f['mean_mb']:,.0f} MB "
+                     f"({f['first_mb']:,.0f} -> {f['last_mb']:,.0f} MB)"))
+        rows.append((f"broker RSS under {u['limit_mb']:,.0f} MB", u["ok"], f"peak {u['peak_mb']:,.0f} MB"))
     if "lag_under_limit" in c:
         lag = c["lag_under_limit"]
-        lines.append(f"no stage more than {lag['limit_s']:g} s behind at any sample: {'yes' if lag['ok'] else 'NO'} "
-                     f"(worst {lag['worst_s']:.1f} s, {lag['worst_stage']}, at minute {lag['worst_at_min']:.1f}; "
-                     f"{lag['samples_over']} sample(s) over; worst after the first minute "
-                     f"{lag['worst_after_first_minute_s']:.1f} s)")
+        rows.append((f"no stage more than {lag['limit_s']:g} s behind at any sample", lag["ok"],
+                     f"worst {lag['worst_s']:.1f} s ({lag['worst_stage']}, minute {lag['worst_at_min']:.1f}); "
+                     f"{lag['samples_over']} sample(s) over; after the first minute "
+                     f"{lag['worst_after_first_minute_s']:.1f} s"))
     a = summary.get("all_latency") or {}
     if a.get("count"):
-        lines.append(f"input -> first action over the run: p50 {a['p50_ms']:,.0f} ms, p99 {a['p99_ms']:,.0f} ms, "
-                     f"max {a['max_ms']:,.0f} ms ({a['count']:,} actions)")
+        rows.append(("input -> first action (not a Done-when)", None,
+                     f"p50 {a['p50_ms']:,.0f} ms, p99 {a['p99_ms']:,.0f} ms, max {a['max_ms']:,.0f} ms "
+                     f"over {a['count']:,} actions"))
+    return rows
+
+
+def summary_lines(summary: dict) -> list[str]:
+    lines = [f"{what}: {'' if met is None else ('yes' if met else 'NO') + ' '}({figures})"
+             for what, met, figures in check_rows(summary)]
     if summary.get("short_run"):
         lines.append("short run: 'flat' is judged on its second half, not on 30 minutes")
     if summary.get("error"):
@@ -489,23 +496,8 @@ def markdown(summary: dict, header: dict, out: Path, plot_path: Path, summary_pa
         "| Done when | result |",
         "| --- | --- |",
     ]
-    verdict = {True: "**met**", False: "**not met**"}
-    c = summary.get("checks", {})
-    if "broker_rss_flat" in c:
-        f, u = c["broker_rss_flat"], c["broker_rss_under_limit"]
-        lines.append(f"| broker RSS flat over the last {f['window_min']:g} min | {verdict[f['ok']]}: trend "
-                     f"{f['trend_mb']:+,.0f} MB on a mean of {f['mean_mb']:,.0f} MB ({f['first_mb']:,.0f} -> "
-                     f"{f['last_mb']:,.0f} MB) |")
-        lines.append(f"| broker RSS under 1.5 GB | {verdict[u['ok']]}: peak {u['peak_mb']:,.0f} MB |")
-    if "lag_under_limit" in c:
-        lag = c["lag_under_limit"]
-        lines.append(f"| no stage more than 5 s behind at any sample | {verdict[lag['ok']]}: worst {lag['worst_s']:.1f} s "
-                     f"({lag['worst_stage']}, minute {lag['worst_at_min']:.1f}); {lag['samples_over']} sample(s) over; "
-                     f"after the first minute {lag['worst_after_first_minute_s']:.1f} s |")
-    a = summary.get("all_latency") or {}
-    if a.get("count"):
-        lines.append(f"| input -> first action (not a Done-when) | p50 {a['p50_ms']:,.0f} ms, p99 {a['p99_ms']:,.0f} ms, "
-                     f"max {a['max_ms']:,.0f} ms over {a['count']:,} actions |")
+    verdict = {True: "**met**: ", False: "**not met**: ", None: ""}
+    lines += [f"| {what} | {verdict[met]}{figures} |" for what, met, figures in check_rows(summary)]
     if summary.get("error"):
         lines.append(f"| error | {summary['error']} |")
     lines += ["", "| process | RSS MB first | last | max |", "| --- | ---: | ---: | ---: |"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import math
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import msgspec
