@@ -458,47 +458,54 @@ def child_environment(values: dict[str, str]):
                 os.environ[k] = v
 
 
-def wait_for_reference(sampler: LagSampler, catalog: Catalog, timeout_s: float = 180.0) -> float:
-    """Until the ingest and reference_loader stages have committed every reference update (applied)."""
-    topics = {catalog.topic(t).name for t in ("in_registry", "in_intel", "norm_registry", "norm_intel")}
+def _positions_hold(sampler: LagSampler, holds, samples: int, timeout_s: float, each=None) -> float | None:
+    """Seconds until `holds(committed, ends)` was true for `samples` samples in a row (a second apart); None at the deadline."""
     started = time.monotonic()
     streak = 0
     while time.monotonic() - started < timeout_s:
+        if each is not None:
+            each()
         try:
             with sampler.busy:
                 committed, ends = sampler.positions()
-        except Exception:
+        except Exception:  # the broker is restarting or busy: ask again next second
             time.sleep(1)
             continue
+        streak = streak + 1 if holds(committed, ends) else 0
+        if streak >= samples:
+            return round(time.monotonic() - started, 1)
+        time.sleep(1)
+    return None
+
+
+def wait_for_reference(sampler: LagSampler, catalog: Catalog, timeout_s: float = 180.0) -> float:
+    """Until the ingest and reference_loader stages have committed every reference update (applied)."""
+    topics = {catalog.topic(t).name for t in ("in_registry", "in_intel", "norm_registry", "norm_intel")}
+
+    def applied(committed, ends) -> bool:
         mine = {(t, p): o for (g, t, p), o in committed.items() if g == catalog.app_id and t in topics}
         need = {tp: e for tp, e in ends.items() if tp[0] in topics and e > 0}
-        done = bool(need) and all(mine.get(tp, 0) >= e for tp, e in need.items())
-        streak = streak + 1 if done else 0
-        if streak >= 2:
-            return time.monotonic() - started
-        time.sleep(1)
-    raise TimeoutError(f"reference data not applied after {timeout_s:.0f} s")
+        return bool(need) and all(mine.get(tp, 0) >= e for tp, e in need.items())
+
+    took = _positions_hold(sampler, applied, 2, timeout_s)
+    if took is None:
+        raise TimeoutError(f"reference data not applied after {timeout_s:.0f} s")
+    return took
 
 
 def drain(sampler: LagSampler, observer: Observer, load: Load, timeout_s: float) -> float | None:
     """After the load stopped: every follow-up sent, every stage at lag 0, the observer at the topics' ends."""
-    started = time.monotonic()
-    streak = 0
-    while time.monotonic() - started < timeout_s:
+
+    def send_followups() -> None:
         load.send_due_followups()
         load.producer.flush(10)
-        try:
-            with sampler.busy:
-                committed, ends = sampler.positions()
-        except Exception:
-            time.sleep(1)
-            continue
-        idle = all(o >= ends.get((t, p), 0) for (_, t, p), o in committed.items())
-        streak = streak + 1 if idle and observer.caught_up(ends) else 0
-        if streak >= 3:  # a few quiet seconds: escalate's timers and late outcomes had their chance
-            return round(time.monotonic() - started, 1)
-        time.sleep(1)
-    return None
+
+    def idle(committed, ends) -> bool:
+        return (all(o >= ends.get((t, p), 0) for (_, t, p), o in committed.items())
+                and observer.caught_up(ends))
+
+    # A few quiet seconds: escalate's timers and late outcomes had their chance.
+    return _positions_hold(sampler, idle, 3, timeout_s, each=send_followups)
 
 
 def run(config: FaultConfig) -> dict:
