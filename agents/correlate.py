@@ -63,7 +63,7 @@ SIGNAL_TO_ALERT = Histogram(
 
 UNKNOWN_PLACE = Jurisdiction(county="unknown", station="unknown", grid="unknown")
 
-person_state = table("person_state", default=dict)
+person_state = table("person_state", value_type=bytes, default=bytes)  # streams.alerting.dump/load
 
 
 @app.agent(source_topic("signals_enriched", "signals_recheck"), name="correlate")

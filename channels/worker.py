@@ -5,9 +5,10 @@
                       └──claim──> gateway ──> outcomes  <──────────┘
 
 One process per channel and as many as the load needs: they share the consumer group
-antifraud-channel-<channel>, the Valkey claims, limits and held set. Offsets are
-committed only after everything a batch produced (outcomes, dead letters) is flushed
-and every hold is written to Valkey, so a crash at any point loses nothing; the claims
+antifraud-channel-<channel>, the Valkey claims, limits and held set. An offset is
+committed (after a batch, and every second inside a slow one) only after everything the
+records before it produced (outcomes, dead letters) is flushed and every hold is written
+to Valkey, so a crash at any point loses nothing; the claims
 (channels.claims) make the redelivery harmless. See docs/channels.md.
 
     python -m channels.worker --channel sms
@@ -52,6 +53,9 @@ CHANNELS = (Channel.sms, Channel.ai_voice, Channel.hotline_call, Channel.app_pus
 PHONE_CHANNELS = {Channel.sms, Channel.ai_voice, Channel.hotline_call, Channel.app_push}
 # A batch is committed as a whole: keep its worst case well inside max.poll.interval.ms (300 s).
 BATCH_BUDGET_S = 120.0
+# ... and commit as it goes: a slow channel (a visit takes seconds) would otherwise hold a
+# whole batch uncommitted, reported as minutes behind, and a restart would re-read all of it.
+COMMIT_EVERY_S = 1.0
 INTERRUPTED = ("send interrupted: the worker stopped mid-send; not repeated, so as never to contact the "
                "person twice (they may or may not have been reached)")
 
@@ -136,6 +140,7 @@ class ChannelWorker:
 
     def process_batch(self, consumer: Consumer, messages: list) -> None:
         done: dict[tuple[str, int], int] = {}
+        last_commit = time.monotonic()
         for message in messages:
             if self.stop.is_set():
                 break  # the rest stays uncommitted and is read again
@@ -151,15 +156,23 @@ class ChannelWorker:
                     raise  # Kafka or Valkey gone past every retry: stop uncommitted, the restart heals
                 self.dead_letter(message, record_failed(self.stage, _where(message), exc))
             done[(message.topic(), message.partition())] = message.offset() + 1
+            if time.monotonic() - last_commit >= COMMIT_EVERY_S:
+                self.commit(consumer, done)
+                done, last_commit = {}, time.monotonic()
+        self.commit(consumer, done)
+
+    def commit(self, consumer: Consumer, done: dict[tuple[str, int], int]) -> None:
+        """Commit what was carried out, once everything it produced is in Kafka."""
         self.flush()
-        if done:
-            offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-            except KafkaException as exc:
-                # A rebalance took the partition: the next owner reads these again and the claims
-                # make that harmless.
-                log.warning("%s: commit failed (%s); the batch will be read again", self.stage, exc)
+        if not done:
+            return
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in done.items()]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            # A rebalance took the partition: the next owner reads these again and the claims
+            # make that harmless.
+            log.warning("%s: commit failed (%s); the batch will be read again", self.stage, exc)
 
     def handle_message(self, message) -> None:
         action, rejected = read_action(message.value(), self.channel)

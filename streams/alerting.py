@@ -64,12 +64,17 @@ def take_held_hits(state: PersonState, event_id: str) -> list[IntelHit]:
     return held
 
 
-def load(raw: dict | None) -> PersonState:
-    return msgspec.convert(raw, PersonState) if raw else PersonState()
+_STATE_DECODER = msgspec.json.Decoder(PersonState)
+_STATE_ENCODER = msgspec.json.Encoder()
 
 
-def dump(state: PersonState) -> dict:
-    return msgspec.to_builtins(state)
+def load(raw: bytes | None) -> PersonState:
+    """The state as the table holds it: JSON bytes (also what Faust's json codec wrote before)."""
+    return _STATE_DECODER.decode(raw) if raw else PersonState()
+
+
+def dump(state: PersonState) -> bytes:
+    return _STATE_ENCODER.encode(state)
 
 
 def already_seen(state: PersonState, event_id: str) -> bool:

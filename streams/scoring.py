@@ -105,13 +105,27 @@ def window_of(facts: list[Fact], end: float, seconds: int, anchor: float | None 
     return [f for f in facts if end - seconds <= f.t <= end]
 
 
-def _is_suspect_contact(f: Fact, rules: Rules) -> bool:
-    long_call = rules.signals.long_suspect_call
+def _is_suspect_contact(f: Fact, long_call_kinds: set[str]) -> bool:
     return (
         f.listed_contact
         or f.kind in ("report:screen_sharing", "report:remote_control")
-        or (f.kind == "call" and f.answered and f.counterpart_type in {c.value for c in long_call.counterpart_types})
+        or (f.kind == "call" and f.answered and f.counterpart_type in long_call_kinds)
     )
+
+
+def _contact_then_transfer(recent: list[Fact], window_s: int, long_call_kinds: set[str]) -> tuple[Fact, Fact] | None:
+    """The latest transfer with a suspect contact at most `window_s` before it, and the earliest
+    such contact. Linear in the window's facts times its suspect contacts (few): a person with
+    hundreds of signals in the window must not cost hundreds squared."""
+    suspects = [c for c in recent if _is_suspect_contact(c, long_call_kinds)]
+    best: tuple[Fact, Fact] | None = None
+    for x in recent:
+        if x.kind != "transfer_out" or (best is not None and x.t <= best[1].t):
+            continue
+        contact = next((c for c in suspects if 0 <= x.t - c.t <= window_s), None)
+        if contact is not None:
+            best = (contact, x)
+    return best
 
 
 def evaluate(
@@ -186,16 +200,10 @@ def evaluate(
     if total >= r.min_amount:
         fire("new_payee_amount", r.weight, to_new, f"{total:,.2f} CNY to new payees")
     r = s.contact_then_transfer
-    recent = _window(facts, end, r.window_s)
-    pairs = [
-        (c, x)
-        for x in recent
-        if x.kind == "transfer_out"
-        for c in recent
-        if _is_suspect_contact(c, rules) and 0 <= x.t - c.t <= r.window_s
-    ]
-    if pairs:
-        contact, transfer = max(pairs, key=lambda pair: pair[1].t)
+    pair = _contact_then_transfer(_window(facts, end, r.window_s), r.window_s,
+                                  {c.value for c in s.long_suspect_call.counterpart_types})
+    if pair:
+        contact, transfer = pair
         minutes = (transfer.t - contact.t) / 60
         fire("contact_then_transfer", r.weight, [contact, transfer], f"transfer {minutes:.0f} min after a suspect contact")
 
