@@ -9,7 +9,10 @@ antifraud-channel-<channel>, the Valkey claims, limits and held set. An offset i
 committed (after a batch, and every second inside a slow one) only after everything the
 records before it produced (outcomes, dead letters) is flushed and every hold is written
 to Valkey, so a crash at any point loses nothing; the claims
-(channels.claims) make the redelivery harmless. See docs/channels.md.
+(channels.claims) make the redelivery harmless. A gateway that takes parallel work (the
+simulated officers and operators: `concurrency`) gets consecutive actions that many at a
+time; the contact policy's reservations are atomic in Valkey, so they hold across threads.
+See docs/channels.md.
 
     python -m channels.worker --channel sms
 """
@@ -24,6 +27,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import msgspec
@@ -68,6 +72,9 @@ def outcome_id_of(action: Action) -> str:
     return f"{action.action_id}:{action.attempt}"
 
 
+HANDLED, SKIPPED, STOPPED = "handled", "skipped", "stopped"  # what became of one message
+
+
 class DeliveryFailed(RuntimeError):
     """Kafka did not take a record: offsets stay uncommitted and the worker stops (redelivery heals)."""
 
@@ -108,7 +115,11 @@ class ChannelWorker:
         if worst >= settings.channel_send_lease_s:
             log.warning("%s: a send may take %.0f s, longer than channel_send_lease_s %.0f s: a slow send "
                         "could be reported as interrupted", self.stage, worst, settings.channel_send_lease_s)
-        self.batch_size = max(1, min(settings.channel_batch_size, int(BATCH_BUDGET_S // max(worst, 1e-3))))
+        self.concurrency = max(1, self.gateway.concurrency)
+        self.pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=self.stage) if self.concurrency > 1 else None
+        self._lock = threading.Lock()  # the next-due time, set from the send threads
+        per_send = max(worst, 1e-3) / self.concurrency
+        self.batch_size = max(1, min(settings.channel_batch_size, int(BATCH_BUDGET_S // per_send)))
         self.producer = Producer(producer_config(settings))
         self._delivery_errors: list[str] = []
         self._next_due: float | None = None
@@ -126,6 +137,8 @@ class ChannelWorker:
                 if messages:
                     self.process_batch(consumer, messages)
         finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=True)
             consumer.close()
             self.producer.flush(10)
             self.gateway.close()
@@ -139,27 +152,41 @@ class ChannelWorker:
         return max(0.01, wait)
 
     def process_batch(self, consumer: Consumer, messages: list) -> None:
+        """In chunks of the gateway's concurrency (sent at once), in order; commits as it goes."""
         done: dict[tuple[str, int], int] = {}
         last_commit = time.monotonic()
-        for message in messages:
-            if self.stop.is_set():
-                break  # the rest stays uncommitted and is read again
-            if message.error():
-                log.warning("%s: consumer error %s", self.stage, message.error())
-                continue
-            try:
-                self.handle_message(message)
-            except _Stopping:
-                break
-            except Exception as exc:
-                if not about_a_record(exc):
-                    raise  # Kafka or Valkey gone past every retry: stop uncommitted, the restart heals
-                self.dead_letter(message, record_failed(self.stage, _where(message), exc))
-            done[(message.topic(), message.partition())] = message.offset() + 1
+        for start in range(0, len(messages), self.concurrency):
+            chunk = messages[start:start + self.concurrency]
+            if self.concurrency == 1:
+                verdicts = [self.handle_one(chunk[0])]
+            else:  # map re-raises a non-record error: the worker stops uncommitted, as one at a time
+                verdicts = list(self.pool.map(self.handle_one, chunk))
+            stopped = STOPPED in verdicts
+            for message, verdict in zip(chunk, verdicts[: verdicts.index(STOPPED)] if stopped else verdicts):
+                if verdict is HANDLED:
+                    done[(message.topic(), message.partition())] = message.offset() + 1
+            if stopped:
+                break  # the rest stays uncommitted and is read again (the claims make that harmless)
             if time.monotonic() - last_commit >= COMMIT_EVERY_S:
                 self.commit(consumer, done)
                 done, last_commit = {}, time.monotonic()
         self.commit(consumer, done)
+
+    def handle_one(self, message) -> str:
+        if self.stop.is_set():
+            return STOPPED
+        if message.error():
+            log.warning("%s: consumer error %s", self.stage, message.error())
+            return SKIPPED
+        try:
+            self.handle_message(message)
+        except _Stopping:
+            return STOPPED
+        except Exception as exc:
+            if not about_a_record(exc):
+                raise  # Kafka or Valkey gone past every retry: stop uncommitted, the restart heals
+            self.dead_letter(message, record_failed(self.stage, _where(message), exc))
+        return HANDLED
 
     def commit(self, consumer: Consumer, done: dict[tuple[str, int], int]) -> None:
         """Commit what was carried out, once everything it produced is in Kafka."""
@@ -285,7 +312,8 @@ class ChannelWorker:
         elif not self._valkey(lambda: self.held.hold_new(oid, record)):
             return
         HELD.labels(self.channel.value, hold.policy.value).inc()
-        self._next_due = min(self._next_due or hold.until, hold.until)
+        with self._lock:
+            self._next_due = min(self._next_due or hold.until, hold.until)
         log.info("%s: %s held by %s until %s", self.stage, oid, hold.policy.value,
                  datetime.fromtimestamp(hold.until, timezone.utc).isoformat(timespec="milliseconds"))
 

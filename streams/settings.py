@@ -198,6 +198,10 @@ class Settings(BaseSettings):
     gateway_simulated_time_scale: float = Field(
         1.0, ge=0, description="Multiplies the simulated gateway's delays; 0 = instant (tests)."
     )
+    gateway_simulated_concurrency: int = Field(
+        8, ge=1, description="Actions the simulated gateway carries out at once per channel worker (officers "
+        "and operators on duty): a visit takes seconds, one at a time would fall behind a city's warnings."
+    )
 
     # ------------------------------------------------ oversight: ledger, console, audit, follow-up (docs/oversight.md)
     database_url: str | None = Field(

@@ -14,4 +14,5 @@ __all__ = ["Gateway", "GatewayReply", "SimulatedGateway", "WebhookGateway", "mak
 def make_gateway(settings: Settings, channel: Channel) -> Gateway:
     if settings.channel_gateway == "webhook":
         return WebhookGateway(settings, channel)
-    return SimulatedGateway(channel, settings.gateway_simulated_seed, settings.gateway_simulated_time_scale)
+    return SimulatedGateway(channel, settings.gateway_simulated_seed, settings.gateway_simulated_time_scale,
+                            settings.gateway_simulated_concurrency)

@@ -23,6 +23,9 @@ class GatewayReply(msgspec.Struct, forbid_unknown_fields=False):
 
 class Gateway(Protocol):
     name: str  # label of antifraud_gateway_calls_total
+    # Sends the worker may have in flight at once (1 = one after another). A gateway says so
+    # only when its send is thread-safe and the far side takes parallel work (officers on duty).
+    concurrency: int
 
     def send(self, action: Action, outcome_id: str) -> GatewayReply: ...
 

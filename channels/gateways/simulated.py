@@ -110,8 +110,9 @@ def _clamp(p: float) -> float:
 class SimulatedGateway:
     name = "simulated"
 
-    def __init__(self, channel: Channel, seed: int, time_scale: float = 1.0):
+    def __init__(self, channel: Channel, seed: int, time_scale: float = 1.0, concurrency: int = 1):
         self.channel, self.seed, self.time_scale = channel, seed, time_scale
+        self.concurrency = concurrency  # officers and operators at work at once: send is a pure function and a sleep
 
     def send(self, action: Action, outcome_id: str) -> GatewayReply:
         reply, delay = simulate(action, outcome_id, self.seed)

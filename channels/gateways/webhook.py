@@ -97,6 +97,7 @@ _decode_reply = msgspec.json.Decoder(GatewayReply).decode
 
 class WebhookGateway:
     name = "webhook"
+    concurrency = 1  # one send at a time: the circuit breaker and retries keep per-send state
 
     def __init__(self, settings: Settings, channel: Channel, client: httpx.Client | None = None):
         if not settings.channel_webhook_url or settings.channel_webhook_secret is None:

@@ -230,3 +230,40 @@ def test_the_simulated_gateway_reports_its_seeded_results(settings, producer, to
     for outcome in outcomes_of(messages, ids):
         action = next(a for a in actions if a.action_id == outcome.action_id)
         assert outcome.result is simulate(action, outcome.outcome_id, seed=5)[0].result
+
+
+def test_a_gateway_that_takes_parallel_work_gets_that_many_sends_at_once(settings, producer, topic_factory, outcomes,
+                                                                          workers):
+    import threading
+
+    from channels.gateways.simulated import SimulatedGateway, simulate
+
+    class CountingOfficers(SimulatedGateway):
+        """The simulated gateway, counting the visits in progress at the same moment."""
+
+        def __init__(self):
+            super().__init__(Channel.police_visit, seed=5, time_scale=0.1, concurrency=4)
+            self.lock, self.now, self.most = threading.Lock(), 0, 0
+
+        def send(self, action, outcome_id):
+            with self.lock:
+                self.now += 1
+                self.most = max(self.most, self.now)
+            try:
+                return super().send(action, outcome_id)
+            finally:
+                with self.lock:
+                    self.now -= 1
+
+    topic = topic_factory(partitions=1)
+    actions = [make_action(Channel.police_visit) for _ in range(8)]
+    ids = {a.action_id for a in actions}
+    produce_actions(producer, topic, actions)
+    officers = CountingOfficers()
+    workers(settings.model_copy(update={"channel_rate_limits": {}}), Channel.police_visit, topic, gateway=officers)
+    messages = outcomes.read_until(outcome_ids_cover(ids))
+    got = outcomes_of(messages, ids)
+    assert sorted(o.action_id for o in got) == sorted(ids), "one outcome per action"
+    assert all(o.result is simulate(next(a for a in actions if a.action_id == o.action_id), o.outcome_id, 5)[0].result
+               for o in got)
+    assert officers.most == 4
