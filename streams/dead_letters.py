@@ -74,8 +74,10 @@ def of_kafka_message(stage: str, message, rejected: Rejected, now: datetime, max
     )
 
 
-def decode_failure(exc: BaseException, value: bytes | None = None) -> Rejected:
+def decode_failure(exc: BaseException, value: bytes | None) -> Rejected:
     """Why `value` did not decode, from what the decoder raised; the detail names no value."""
+    if not value:  # a tombstone (None: the decoder raised TypeError) or zero bytes
+        return Rejected(DeadLetterReason.empty, "the record has no value")
     if isinstance(exc, UnicodeDecodeError):  # msgspec raises it for a JSON string that is not UTF-8
         return Rejected(DeadLetterReason.not_utf8, "message is not UTF-8: a JSON string holds other bytes")
     if isinstance(exc, msgspec.ValidationError):
