@@ -331,10 +331,9 @@ def judge(load: Load, seen: Seen) -> dict:
         if req.get("kind") == "apply":
             applied_accounts[req["account"]].add(req["bank"])
     dup_requests = sorted(r for r, vs in requests.items() if len(vs) > 1)
-    # A funds warning closed as dissuaded sends no request for a later transfer (Rules.on_transfer
-    # acts on open alerts only). Dissuaded before the follow-up was made: no request is due.
-    # Dissuaded after it was made but before escalate judged it: the platform decided by
-    # processing order, not by event time; counted apart ("judged after closing"), not as lost.
+    # A transfer made after the funds warning closed as dissuaded needs no request; one made
+    # before, even if escalate reads it after the closing, does (Rules.on_transfer goes by the
+    # transfer's own time).
     dissuaded_at: dict[str, datetime] = {}
     for _key, value in seen.outcomes:
         o = json.loads(value)
@@ -348,9 +347,7 @@ def judge(load: Load, seen: Seen) -> dict:
 
     due = [c for c in cases if c.followup_at is not None
            and not (closed_at(c) is not None and closed_at(c) <= c.followup_time)]
-    missing = [c for c in due if c.bank not in applied_accounts.get(c.account, set())]
-    judged_after_closing = [c for c in missing if closed_at(c) is not None]
-    lost_requests = [c for c in missing if closed_at(c) is None]
+    lost_requests = [c for c in due if c.bank not in applied_accounts.get(c.account, set())]
 
     def case_ref(c: FundsCase) -> dict:
         return {"person_id": c.person.person_id, "bank": c.bank, "account": mask(c.account),
@@ -365,7 +362,6 @@ def judge(load: Load, seen: Seen) -> dict:
                      "duplicate_contacts": len(dup_contacts), "outcome_produced_again": len(repeated_outcomes)},
         "bank_requests": {"records": len(seen.bank_requests), "distinct": len(requests), "expected_accounts": len(due),
                           "lost": len(lost_requests), "duplicates": len(dup_requests),
-                          "judged_after_closing": len(judged_after_closing),
                           "duplicate_records_identical": sum(1 for r in dup_requests if len(set(requests[r])) == 1)},
         "sent": dict(load.sent), "undelivered": load.failed,
         "evidence": {  # which records, for a finding (accounts masked)
@@ -375,8 +371,6 @@ def judge(load: Load, seen: Seen) -> dict:
             "duplicate_alerts": [list(k) for k in dup_alerts[:50]],
             "duplicate_contacts": [list(k) for k in dup_contacts[:50]],
             "lost_bank_requests": [case_ref(c) for c in lost_requests][:50],
-            "transfer_judged_after_dissuaded": [case_ref(c) | {"dissuaded": closed_at(c).isoformat()}
-                                                for c in judged_after_closing][:50],
             "duplicate_bank_requests": dup_requests[:50],
         },
     }

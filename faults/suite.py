@@ -623,8 +623,7 @@ def summary_lines(result: dict) -> list[str]:
                      f"more than one {fw['more_than_one']}; alerts {a['distinct']} (duplicate records {a['duplicate_records']})")
         lines.append(f"contacts {c['attempts']} (duplicate contacts {c['duplicate_contacts']}, same outcome produced "
                      f"again {c['outcome_produced_again']}); bank requests {b['distinct']} for {b['expected_accounts']} "
-                     f"funds accounts (lost {b['lost']}, duplicated {b['duplicates']}, transfer judged after the alert "
-                     f"closed as dissuaded {b.get('judged_after_closing', 0)}); drained in {result.get('drain_s')} s")
+                     f"funds accounts (lost {b['lost']}, duplicated {b['duplicates']}); drained in {result.get('drain_s')} s")
         for what, items in v["evidence"].items():
             if items:
                 lines.append(f"{what}: {items[:10]}")
@@ -647,9 +646,6 @@ def markdown(result: dict, plot_path: Path) -> str:
                 f"| alerts (alert_id, version) | - | {a['distinct']} | - | {a['duplicate_records']} |",
                 f"| contacts (action_id, attempt) | - | {c['attempts']} | - | {c['duplicate_contacts']} |",
                 f"| bank requests (funds accounts; request_id) | {b['expected_accounts']} | {b['distinct']} | {b['lost']} | {b['duplicates']} |",
-                "", f"Transfers made while the funds warning was open but judged by escalate after it had been "
-                    f"closed as dissuaded (no request; decided by processing order, not event time): "
-                    f"{b.get('judged_after_closing', 0)}.",
                 "", f"Outcome records produced again with the same bytes (a redelivery answered from the claim, "
                     f"nobody contacted again): {c['outcome_produced_again']}. Drained {result.get('drain_s')} s "
                     f"after the load stopped."]

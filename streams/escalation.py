@@ -150,13 +150,17 @@ class Rules:
 
     # --------------------------------------------------------------------------- transfers
     def on_transfer(self, state: PersonState, signal: EnrichedSignal, now: datetime) -> Effects:
-        """A new transfer out while an alert is open: that bank protects that account."""
+        """A new transfer out made while an alert was open: that bank protects that account.
+
+        "While open" by the transfer's own time, not by when it reaches this stage: a visit
+        may close the alert as dissuaded between the transfer and its judgement, and the
+        money left while the person was still at risk."""
         effects = Effects()
         bank = signal.bank
         if bank is None or bank.kind is not BankKind.transfer_out:
             return effects
         cases = [c for c in state.alerts.values()
-                 if c.is_open and signal.event_time >= c.alert.alert_at and not _is_evidence(c.alert, signal.event_id)]
+                 if _open_at(c, signal.event_time) and not _is_evidence(c.alert, signal.event_id)]
         if not cases:
             return effects
         case = max(cases, key=lambda c: (TIER_RANK[c.tier], c.alert.alert_at))
@@ -387,6 +391,12 @@ class Rules:
             jurisdiction=case.alert.jurisdiction, trigger=trigger, at=now, to_tier=to_tier,
             action_ids=list(action_ids), bank_request_ids=list(bank_ids), detail=detail,
         ))
+
+
+def _open_at(case: AlertCase, t: datetime) -> bool:
+    if t < case.alert.alert_at:
+        return False
+    return case.is_open or (case.closed_at is not None and t < case.closed_at)
 
 
 def _is_evidence(alert: Alert, event_id: str) -> bool:

@@ -160,6 +160,20 @@ def test_transfers_that_are_evidence_or_older_than_the_alert_are_not_new(rules):
     assert rules.on_transfer(state, older, now()).bank == []
 
 
+def test_a_transfer_made_while_open_is_protected_even_when_judged_after_the_alert_closed(rules):
+    # The visit dissuades the person at 10:05; escalate reads the 10:02 transfer after that.
+    state, case = opened(rules, Tier.medium)
+    person, opened_at = case.alert.person_id, case.alert.alert_at
+    rules.on_outcome(state, outcome(action_on(case, Channel.hotline_call), Result.dissuaded,
+                                    at=opened_at + timedelta(minutes=5)), now())
+    assert case.closed_by == "dissuaded"
+    during = rules.on_transfer(state, transfer(person, at=opened_at + timedelta(minutes=2)), now())
+    assert [(o.kind, o.bank, o.reason) for o in during.bank] == [
+        (RequestKind.apply, "CCB", BankReasonCode.transfer_during_alert)]
+    after = rules.on_transfer(state, transfer(person, account="acct_0888", at=opened_at + timedelta(minutes=6)), now())
+    assert after.bank == [] and after.escalations == [], "made after the person was dissuaded: nothing is due"
+
+
 def test_a_transfer_to_an_unlisted_bank_is_counted_not_sent(rules):
     state, case = opened(rules, Tier.medium)
     effects = rules.on_transfer(state, transfer(case.alert.person_id, bank="CMB"), now())
