@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean topics
+.PHONY: run test test-fast bench install clean topics
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: $(STAMP)  ## the platform on the embedded broker and Valkey, with the simul
 
 test: $(STAMP)  ## the whole suite against real embedded servers
 	$(BIN)/pytest
+
+test-fast: $(STAMP)  ## pure and in-process tests only (no broker, no Valkey, no processes): seconds
+	$(BIN)/pytest -m "not integration" -q
 
 bench: $(STAMP)
 	$(BIN)/antifraud bench

@@ -20,6 +20,26 @@ from streams.supervisor import Platform
 from support import Reader, make_servers, make_settings
 
 
+# A test that names one of these (directly or through another fixture) starts or talks to
+# real servers, processes or programs.
+INTEGRATION_FIXTURES = {"servers", "settings", "topic_factory", "producer", "consumer_factory", "platform_factory",
+                        "tiny_results", "broker", "browser"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark `integration` every test that needs real servers or processes: one of the fixtures
+    above, servers of its own through tests/support.py, or the `slow` and `faults` markers
+    (a module that starts servers another way says `integration` itself). The rest, pure and
+    in-process, is the fast lane: `make test-fast` (pytest -m "not integration"), seconds."""
+    for item in items:
+        module = getattr(item, "module", None)
+        own_servers = module is not None and any(getattr(v, "__module__", None) == "support"
+                                                 for v in vars(module).values())
+        if (INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())) or own_servers
+                or item.get_closest_marker("slow") or item.get_closest_marker("faults")):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory):
     broker, valkey, info = make_servers(tmp_path_factory.mktemp("run"))

@@ -20,6 +20,7 @@ from streams.settings import PROJECT_ROOT
 
 
 @pytest.mark.timeout(150)
+@pytest.mark.integration  # the whole platform, for a few minutes
 def test_a_short_soak_records_samples_plot_and_summary(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "ANTIFRAUD_RUN_DIR")}
     out, plot, summary = tmp_path / "soak.jsonl", tmp_path / "soak.png", tmp_path / "soak.md"

@@ -8,6 +8,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streams.embedded import start_broker, start_valkey
 from streams.kafka_provision import MissingTool, java_binary, kafka_classpath, kafka_version
 
+pytestmark = pytest.mark.integration  # starts Kafka and Valkey itself
+
 
 def test_valkey_data_survives_a_restart(tmp_path):
     valkey = start_valkey(tmp_path)

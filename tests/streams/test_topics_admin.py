@@ -1,11 +1,14 @@
 """`antifraud topics apply`: creates what is missing, reports drift, is idempotent."""
 
+import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.catalog import get_catalog, load_catalog
 from streams.embedded import start_broker
 from streams.settings import PROJECT_ROOT
 from streams.topics_admin import apply_topics
+
+pytestmark = pytest.mark.integration  # starts Kafka itself
 
 
 def test_apply_creates_everything_then_reports_no_changes(tmp_path):
