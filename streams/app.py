@@ -82,7 +82,15 @@ def table(table_name: str, value_type: type | None = None, **options) -> faust.T
     serializer = "raw" if value_type is bytes else "json"
     changelog = app.topic(spec.name, partitions=spec.partitions, key_type=str, value_serializer=serializer)
     return app.Table(table_name, partitions=spec.partitions, changelog_topic=changelog, key_type=str,
-                     value_type=value_type, **options)
+                     value_type=value_type, options=store_options(), **options)
+
+
+def store_options() -> dict:
+    """RocksDB sizes of one table partition's store: one store per table and partition, so
+    Faust's defaults (64 MB memtables x 3, a 2 GB block cache, each) are per store."""
+    mb = 1024 * 1024
+    return {"write_buffer_size": settings.table_write_buffer_mb * mb, "max_write_buffer_number": 2,
+            "block_cache_size": settings.table_block_cache_mb * mb}
 
 
 def outbox() -> Outbox:

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     worker_name: str = Field(
         "worker-1", description="Name of this stream worker; its table stores live in run_dir/faust/<name>."
     )
+    table_write_buffer_mb: int = Field(
+        8, ge=1, description="RocksDB memtable size of each table partition's store (two are kept). Faust's "
+        "default, 64 MB x 3 for each of the 12 stores, let one worker grow towards 2 GB."
+    )
+    table_block_cache_mb: int = Field(
+        16, ge=1, description="RocksDB block cache of each table partition's store (Faust's default: 2 GB each)."
+    )
     worker_processes: int = Field(
         1,
         ge=1,
