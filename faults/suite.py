@@ -509,7 +509,7 @@ def drain(sampler: LagSampler, observer: Observer, load: Load, timeout_s: float)
 
 
 def run(config: FaultConfig) -> dict:
-    from streams.supervisor import bring_up
+    from streams.supervisor import bring_up, supervise
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = config.out or RESULTS_DIR / f"faults-{stamp}.json"
@@ -524,12 +524,16 @@ def run(config: FaultConfig) -> dict:
     kinds = plan(config, rng)
     catalog = get_catalog(settings.topics_file)
     platform = sampler = observer = load = None
+    supervising = threading.Event()  # set: supervision stops (before the platform does)
     result: dict = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
                     "run_dir": str(run_dir), "started_at": stamp}
     wall = time.monotonic()
     try:
         with child_environment(CHILD_ENV):
             platform = bring_up(settings, with_simulator=False)
+            # Supervised as `antifraud up` is: a worker that stops itself (it found records a
+            # rebalance skipped, streams.faust_transport) is restarted, as in production.
+            supervise(platform, supervising)
         settings = platform.settings
         print(f"faults: platform up in {time.monotonic() - wall:.0f} s (run dir {run_dir}); plan: "
               + ", ".join(f"{kinds.count(k)} {k}" for k in dict.fromkeys(kinds)), flush=True)
@@ -559,6 +563,8 @@ def run(config: FaultConfig) -> dict:
         result["drain_s"] = drain(sampler, observer, load, config.drain_timeout_s)
         with observer.lock:
             result["verdict"] = judge(load, observer.seen)
+        # Restarts beyond the injected kills are the workers that stopped themselves (skipped records).
+        result["restarts"] = {c.name: c.restarts for c in platform.children if c.restarts}
         result["dead_children"] = [c.name for c in platform.children if c.process and c.process.poll() is not None]
     except Exception as exc:
         log.exception("fault suite failed")
@@ -568,6 +574,7 @@ def run(config: FaultConfig) -> dict:
             observer.close()
         if sampler is not None:
             sampler.close()
+        supervising.set()
         if platform is not None:
             platform.stop()
     result["wall_s"] = round(time.monotonic() - wall, 1)
@@ -639,6 +646,10 @@ def markdown(result: dict, plot_path: Path) -> str:
     out += ["| fault | injected | recovered | median time to recover | longest |", "| --- | ---: | ---: | ---: | ---: |"]
     for kind, r in s["faults"].items():
         out.append(f"| {kind} | {r['injected']} | {r['recovered']} | {r['median_s']} s | {r['max_s']} s |")
+    if "restarts" in result:
+        out += ["", "Starts after the first, per process (injected kills and restarts by the supervisor, e.g. a "
+                    "worker that stopped itself on skipped records): "
+                + (", ".join(f"{name} {n}" for name, n in sorted(result["restarts"].items())) or "none") + "."]
     if v:
         fw, a, c, b = v["funds_warnings"], v["alerts"], v["contacts"], v["bank_requests"]
         out += ["", "| check | expected | found | lost | duplicates |", "| --- | ---: | ---: | ---: | ---: |",
