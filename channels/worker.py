@@ -163,7 +163,7 @@ class ChannelWorker:
                 verdicts = list(self.pool.map(self.handle_one, chunk))
             stopped = STOPPED in verdicts
             for message, verdict in zip(chunk, verdicts[: verdicts.index(STOPPED)] if stopped else verdicts):
-                if verdict is HANDLED:
+                if verdict == HANDLED:
                     done[(message.topic(), message.partition())] = message.offset() + 1
             if stopped:
                 break  # the rest stays uncommitted and is read again (the claims make that harmless)

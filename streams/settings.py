@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     )
     table_write_buffer_mb: int = Field(
         8, ge=1, description="RocksDB memtable size of each table partition's store (two are kept). Faust's "
-        "default, 64 MB x 3 for each of the 12 stores, let one worker grow towards 2 GB."
+        "defaults, 64 MB x 3 and a 2 GB block cache for each of the 12 stores, let one worker grow to 4.4 GB "
+        "in an hour."
     )
     table_block_cache_mb: int = Field(
         16, ge=1, description="RocksDB block cache of each table partition's store (Faust's default: 2 GB each)."
