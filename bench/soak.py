@@ -72,8 +72,8 @@ FLAT_TOLERANCE = 0.10  # "flat": the fitted trend over the window moves less tha
 JOIN_MEMORY_S = 15 * 60
 OWN_GROUP_PREFIX = "antifraud-soak-"
 # Groups that read but are not stages: the soak's and the bench's helpers, and the
-# end-offset reader of streams.kafka (never commits).
-IGNORED_GROUPS = (OWN_GROUP_PREFIX, "bench-", "antifraud-end-offsets", "antifraud-reader")
+# end-offset reader of streams.kafka and the embedded broker's readiness check (never commit).
+IGNORED_GROUPS = (OWN_GROUP_PREFIX, "bench-", "antifraud-end-offsets", "antifraud-reader", "antifraud-readiness")
 
 
 @dataclass(frozen=True)

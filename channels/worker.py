@@ -157,10 +157,8 @@ class ChannelWorker:
         last_commit = time.monotonic()
         for start in range(0, len(messages), self.concurrency):
             chunk = messages[start:start + self.concurrency]
-            if self.concurrency == 1:
-                verdicts = [self.handle_one(chunk[0])]
-            else:  # map re-raises a non-record error: the worker stops uncommitted, as one at a time
-                verdicts = list(self.pool.map(self.handle_one, chunk))
+            # The pool's map re-raises a non-record error: the worker stops uncommitted, as one at a time.
+            verdicts = list((self.pool.map if self.pool is not None else map)(self.handle_one, chunk))
             stopped = STOPPED in verdicts
             for message, verdict in zip(chunk, verdicts[: verdicts.index(STOPPED)] if stopped else verdicts):
                 if verdict == HANDLED:

@@ -49,20 +49,18 @@ from pathlib import Path
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
-from bench.stages import stage_inputs
+from bench.config import PROJECT_ROOT, RESULTS_DIR
+from bench.soak import IGNORED_GROUPS as TOOL_GROUPS
+from bench.soak import stage_labels
 from faults.load import OWN_GROUP_PREFIX, Load, Observer, judge
 from streams.catalog import Catalog, get_catalog
 from streams.settings import get_settings
+from streams.worker import STAGES
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PLOT_FILE = PROJECT_ROOT / "docs" / "img" / "faults.png"
-RESULTS_DIR = PROJECT_ROOT / "bench-results"
-STAGES = ("ingest", "reference_loader", "enrich", "correlate", "route", "escalate")  # streams.worker.STAGES
-# Groups that read but are no stage: this suite's own, the bench's, and the readers of tools.
-IGNORED_GROUPS = (OWN_GROUP_PREFIX, "bench-", "antifraud-soak-", "antifraud-end-offsets", "antifraud-reader",
-                  "antifraud-readiness")
+IGNORED_GROUPS = (OWN_GROUP_PREFIX, *TOOL_GROUPS)  # groups that read but are no stage: this suite's and the tools'
 # The children's environment for the run (copied into each child at spawn):
 CHILD_ENV = {
     # Police visits take 0.4-1.2 s instead of 2-6 s: funds warnings (one visit each) are carried
@@ -114,11 +112,7 @@ class LagSampler:
         self.busy = threading.Lock()
         self.internal = {t.name for t in catalog.topics.values() if t.kind in ("changelog", "faust")}
         self.inputs = sorted(t.name for t in catalog.topics.values() if t.kind == "input")
-        labels: dict[str, list[str]] = {}
-        for stage in STAGES:
-            for topic in stage_inputs(catalog, stage):
-                labels.setdefault(topic, []).append(stage)
-        self.labels = {topic: "+".join(names) for topic, names in labels.items()}
+        self.labels = stage_labels(catalog, STAGES)
         self.samples: list[dict] = []
         self.started = time.monotonic()
         self.stop = threading.Event()

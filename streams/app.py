@@ -74,8 +74,7 @@ def table(table_name: str, value_type: type | None = None, **options) -> faust.T
     """A Faust table whose changelog is the catalog's changelog topic for it.
 
     `value_type=bytes` keeps values as the bytes the stage encodes itself (msgspec): a large
-    state then costs one fast encode per write instead of Faust's stdlib json, and the
-    in-memory store holds compact bytes instead of a tree of dicts."""
+    state then costs one fast encode per write instead of Faust's stdlib json."""
     spec = next((t for t in catalog.of_kind("changelog") if t.table == table_name), None)
     if spec is None:
         raise KeyError(f"topics.yaml has no changelog topic for table {table_name!r}")

@@ -30,7 +30,7 @@ import logging
 import threading
 
 from confluent_kafka import Consumer as KafkaConsumer
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -68,8 +68,9 @@ class GapCheck:
             self._reader.assign([TopicPartition(topic, partition, first)])
             try:
                 message = self._reader.poll(timeout_s)
-                while message is not None and message.error() is not None and not message.error().code() == -191:
-                    message = self._reader.poll(timeout_s)  # -191: _PARTITION_EOF, nothing (more) to read
+                while (message is not None and message.error() is not None
+                       and message.error().code() != KafkaError._PARTITION_EOF):  # EOF: nothing (more) to read
+                    message = self._reader.poll(timeout_s)
                 if message is None:
                     raise TimeoutError(f"no answer on {topic}[{partition}] from offset {first} in {timeout_s:.0f} s")
                 return message.error() is None and message.offset() < end
