@@ -28,6 +28,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 
 from confluent_kafka import Consumer as KafkaConsumer
 from confluent_kafka import KafkaError, TopicPartition
@@ -66,14 +67,17 @@ class GapCheck:
     def records_in(self, topic: str, partition: int, first: int, end: int, timeout_s: float = 10.0) -> bool:
         with self._lock:
             self._reader.assign([TopicPartition(topic, partition, first)])
+            deadline = time.monotonic() + timeout_s
             try:
-                message = self._reader.poll(timeout_s)
-                while (message is not None and message.error() is not None
-                       and message.error().code() != KafkaError._PARTITION_EOF):  # EOF: nothing (more) to read
-                    message = self._reader.poll(timeout_s)
-                if message is None:
-                    raise TimeoutError(f"no answer on {topic}[{partition}] from offset {first} in {timeout_s:.0f} s")
-                return message.error() is None and message.offset() < end
+                while (left := deadline - time.monotonic()) > 0:
+                    message = self._reader.poll(left)
+                    if message is None:
+                        break
+                    if message.error() is None:
+                        return message.offset() < end
+                    if message.error().code() == KafkaError._PARTITION_EOF:  # nothing (more) to read
+                        return False
+                raise TimeoutError(f"no answer on {topic}[{partition}] from offset {first} in {timeout_s:.0f} s")
             finally:
                 self._reader.unassign()
 
@@ -160,14 +164,22 @@ class TunedConsumer(faust_aiokafka.Consumer):
             return
         if self._gap_check is None:
             self._gap_check = GapCheck(get_settings().kafka_bootstrap_servers)
-        skipped = await asyncio.to_thread(self._gap_check.records_in, tp.topic, tp.partition, offset_from, offset_to)
-        if not skipped:  # markers, aborted or compacted records: a real gap
-            await super()._add_gap(tp, offset_from, offset_to)
-            return
+        try:
+            skipped = await asyncio.to_thread(self._gap_check.records_in, tp.topic, tp.partition, offset_from,
+                                              offset_to)
+        except Exception as exc:  # the broker did not say: an exception here would end the fetcher, silently
+            log.critical("%s[%d]: could not tell whether records %d..%d exist (%s: %s): stopping the worker so "
+                         "that it is restarted and reads from its last commit", tp.topic, tp.partition, offset_from,
+                         offset_to - 1, type(exc).__name__, exc)
+            skipped = True
+        else:
+            if not skipped:  # markers, aborted or compacted records: a real gap
+                await super()._add_gap(tp, offset_from, offset_to)
+                return
+            log.critical("%s[%d]: records %d..%d were never delivered to the stream (a rebalance race): stopping "
+                         "the worker so that it is restarted and reads them again", tp.topic, tp.partition,
+                         offset_from, offset_to - 1)
         # Not registered as a gap, so no commit passes the skipped records; the restart reads them.
-        log.critical("%s[%d]: records %d..%d were never delivered to the stream (a rebalance race): stopping the "
-                     "worker so that it is restarted and reads them again", tp.topic, tp.partition, offset_from,
-                     offset_to - 1)
         crash_worker(self.app, "consumer", SkippedRecords(f"{tp.topic}[{tp.partition}] {offset_from}..{offset_to - 1}"))
 
     async def on_stop(self) -> None:

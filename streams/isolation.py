@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
-import threading
 import traceback
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Sequence
@@ -35,6 +33,7 @@ from prometheus_client import Counter
 
 from streams.dead_letters import Rejected, internal_error, of_faust_message
 from streams.masking import mask_text
+from streams.process_exit import exit_after
 from streams.valkey import VALKEY_OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -135,7 +134,9 @@ def stops_worker_on_crash(app):
         async def body(*args):
             try:
                 await fun(*args)
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, GeneratorExit):
+                # Cancelled: Faust stops or rebalances the agent. GeneratorExit: the collector closes
+                # the coroutine of a worker already stopping (seen after its loop closed).
                 raise
             except BaseException as exc:
                 crash_worker(app, fun.__name__, exc)
@@ -151,8 +152,6 @@ def crash_worker(app, name: str, exc: BaseException) -> None:
     """Stop the worker (non-zero) so that it is restarted; end the process if Faust's stop hangs."""
     log.critical("agent %s crashed (%s: %s): stopping the worker so that it is restarted", name,
                  type(exc).__name__, mask_text(exc))
-    timer = threading.Timer(CRASH_GRACE_S, os._exit, args=(EXIT_AFTER_CRASH,))
-    timer.daemon = True
-    timer.start()
+    exit_after(CRASH_GRACE_S, EXIT_AFTER_CRASH, f"{name} crashed")
     # Not awaited here: stopping the app waits for this agent's task, which must end first.
     asyncio.ensure_future(app.crash(exc))

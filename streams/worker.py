@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import threading
 
+from streams.process_exit import exit_after, run_to_exit
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def run_worker(settings: Settings) -> None:
             exit_if_stop_hangs(STOP_GRACE_S, signal.name)
             super()._schedule_shutdown(signal)
 
-    BoundedStopWorker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
-                      ).execute_from_commandline()
+    run_to_exit(BoundedStopWorker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False))
 
 
 _watchdog: threading.Timer | None = None
@@ -74,18 +73,8 @@ def exit_if_stop_hangs(grace_s: float, why: str) -> None:
     A thread, not a loop callback: a hung stop may be a blocked event loop.
     """
     global _watchdog
-    if _watchdog is not None:
-        return
-
-    def give_up() -> None:
-        log.critical("%s: the worker did not stop within %.0f s: exiting now (code %d); uncommitted "
-                     "records are read again by the next worker", why, grace_s, EXIT_STOP_HUNG)
-        logging.shutdown()
-        os._exit(EXIT_STOP_HUNG)
-
-    _watchdog = threading.Timer(grace_s, give_up)
-    _watchdog.daemon = True
-    _watchdog.start()
+    if _watchdog is None:
+        _watchdog = exit_after(grace_s, EXIT_STOP_HUNG, why)
 
 
 class _DemoteToWarning(logging.Filter):

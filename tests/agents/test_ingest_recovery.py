@@ -7,7 +7,6 @@ import shutil
 from datetime import datetime, timezone
 
 import httpx
-import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -55,9 +54,16 @@ def offer(settings, count: int, first: int) -> None:
     assert producer.flush(30) == 0
 
 
-# A kill -9 is the harder case of a stop (no commit, no store close): both stores are tried with it.
-@pytest.mark.parametrize("stop, store", [("sigkill", "kept"), ("sigkill", "wiped")])
-def test_restarted_worker_recovers_ingest_tally_exactly(tmp_path, stop, store):
+def kill(platform: Platform, worker) -> None:
+    """A kill -9, the harder case of a stop: no commit, no store close, no leaving the group."""
+    worker.process.kill()
+    worker.process.wait()
+    platform.stop()
+
+
+def test_a_worker_killed_twice_recovers_ingest_tally_exactly_from_its_store_then_from_the_changelog(tmp_path):
+    # One broker for both cases (each costs seconds of make test): first the local store is kept,
+    # then it is wiped and everything must come back from the changelog.
     broker, valkey, servers = make_servers(tmp_path)
     settings = make_settings(servers)
     platform = Platform(settings)
@@ -66,21 +72,20 @@ def test_restarted_worker_recovers_ingest_tally_exactly(tmp_path, stop, store):
         offer(settings, 40, first=0)
         expected = {("in_telecom", "accepted"): 40.0, ("in_bank", "dead_lettered"): 40.0}
         before = wait_for_tally(worker, settings, expected)
-        if stop == "sigkill":  # no commit, no store close, no leaving the group: a crash
-            worker.process.kill()
-            worker.process.wait()
-        platform.stop()
+        first = 40
+        for store in ("kept", "wiped"):
+            kill(platform, worker)
+            if store == "wiped":
+                shutil.rmtree(settings.run_dir / "faust")
+            platform = Platform(settings)
+            worker = platform.spawn("worker", "worker")
+            assert wait_for_tally(worker, settings, before) == before, f"store {store}"
 
-        if store == "wiped":  # everything must come back from the changelog
-            shutil.rmtree(settings.run_dir / "faust")
-        platform = Platform(settings)
-        restarted = platform.spawn("worker", "worker")
-        assert wait_for_tally(restarted, settings, expected) == before
-
-        # And it keeps counting from there, not from zero and not twice.
-        offer(settings, 10, first=40)
-        after = {("in_telecom", "accepted"): 50.0, ("in_bank", "dead_lettered"): 50.0}
-        assert wait_for_tally(restarted, settings, after) == after
+            # And it keeps counting from there, not from zero and not twice.
+            offer(settings, 10, first=first)
+            first += 10
+            before = {("in_telecom", "accepted"): float(first), ("in_bank", "dead_lettered"): float(first)}
+            assert wait_for_tally(worker, settings, before) == before, f"store {store}"
     finally:
         platform.stop()
         broker.stop()

@@ -1,4 +1,4 @@
-"""The soak mode: a half-minute run of the whole platform writes samples, a plot and a summary.
+"""The soak mode: an 18-second run of the whole platform writes samples, a plot and a summary.
 
 Real processes (embedded Kafka and Valkey, every platform process, the simulator at a low
 rate); nothing about speed or memory is asserted, only that each sample has what the
@@ -25,7 +25,7 @@ def test_a_short_soak_records_samples_plot_and_summary(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "ANTIFRAUD_RUN_DIR")}
     out, plot, summary = tmp_path / "soak.jsonl", tmp_path / "soak.png", tmp_path / "soak.md"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--soak", "--minutes", "0.5", "--every-s", "6", "--rate", "20",
+        [sys.executable, "-m", "bench", "--soak", "--minutes", "0.3", "--every-s", "6", "--rate", "20",
          "--out", str(out), "--plot", str(plot), "--summary", str(summary), "--run-dir", str(tmp_path / "run")],
         cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=140,
     )
@@ -33,7 +33,7 @@ def test_a_short_soak_records_samples_plot_and_summary(tmp_path):
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records[0]["type"] == "start" and records[0]["versions"]["kafka"]
     samples = [r for r in records if r["type"] == "sample"]
-    assert len(samples) >= 4  # every 6 s for half a minute
+    assert len(samples) >= 3  # every 6 s for 18 s
     assert proc.stdout.count(" min] broker ") == len(samples)  # a printed line per sample
     for sample in samples:
         assert {"broker", "valkey", "worker-1", "simulator", "soak"} <= set(sample["rss_mb"])
@@ -41,7 +41,7 @@ def test_a_short_soak_records_samples_plot_and_summary(tmp_path):
         assert "ingest" in sample["lag"] and any(k.startswith("channel-") for k in sample["lag"])
         assert all(v["age_s"] >= 0 and v["records"] >= 0 for v in sample["lag"].values())
         assert {"count", "p50_ms", "p99_ms"} <= set(sample["latency_ms"])
-    assert samples[-1]["minute"] >= 0.4
+    assert samples[-1]["minute"] >= 0.25
     assert sum(s["inputs"] for s in samples) > 0
     final = records[-1]
     assert final["type"] == "summary" and final["error"] is None
