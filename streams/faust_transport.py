@@ -38,6 +38,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.catalog import get_catalog
 from streams.isolation import crash_worker
+from streams.process_exit import EXIT_TO_REREAD
 from streams.settings import get_settings
 
 SCHEME = "tunedkafka"
@@ -180,7 +181,11 @@ class TunedConsumer(faust_aiokafka.Consumer):
                          "the worker so that it is restarted and reads them again", tp.topic, tp.partition,
                          offset_from, offset_to - 1)
         # Not registered as a gap, so no commit passes the skipped records; the restart reads them.
-        crash_worker(self.app, "consumer", SkippedRecords(f"{tp.topic}[{tp.partition}] {offset_from}..{offset_to - 1}"))
+        crash_worker(self.app, "consumer", SkippedRecords(f"{tp.topic}[{tp.partition}] {offset_from}..{offset_to - 1}"),
+                     exit_code=EXIT_TO_REREAD)
+        # Nothing more goes to the streams: each record handled from here on is work the restart
+        # does again, with table writes the stop may drop. Faust's stop cancels this wait.
+        await asyncio.Event().wait()
 
     async def on_stop(self) -> None:
         await super().on_stop()

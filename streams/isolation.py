@@ -22,8 +22,8 @@ import asyncio
 import functools
 import logging
 import traceback
-from datetime import datetime, timezone
-from typing import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 import msgspec
 import redis
@@ -33,7 +33,7 @@ from prometheus_client import Counter
 
 from streams.dead_letters import Rejected, internal_error, of_faust_message
 from streams.masking import mask_text
-from streams.process_exit import exit_after
+from streams.process_exit import exit_after, request_exit_code
 from streams.valkey import VALKEY_OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,12 @@ INTERNAL_ERRORS = Counter(
     ["stage", "error"],
 )
 _ENCODE = msgspec.json.Encoder().encode
-EXIT_AFTER_CRASH = 70  # EX_SOFTWARE: the code a worker ends with when Faust's own stop hangs
+EXIT_AFTER_CRASH = 70  # EX_SOFTWARE: the code a worker ends with after an agent, timer or task crashed
 # Faust's own stop after a crash; measured, it hangs in the consumer's stop after leaving the group
 # (tests/agents/test_agent_crash.py), so the process ends itself then: offsets are not committed
 # past the crash, and the restarted worker reads the records again (every stage is idempotent).
 CRASH_GRACE_S = 10.0
+CRASH_FLUSH_S = 5.0  # of CRASH_GRACE_S: the producer's flush before Faust's stop
 
 
 # What is never a record's fault: the Kafka clients' errors (after their own retries), memory, and
@@ -76,7 +77,7 @@ def faust_dead_letters(stage: str, topic, max_bytes: int):
     """The `dead_letter` callback of a Faust stage: the record, as received, to the dead-letter topic."""
 
     async def send(event, rejected: Rejected) -> None:
-        letter = of_faust_message(stage, event.message, rejected, datetime.now(timezone.utc), max_bytes)
+        letter = of_faust_message(stage, event.message, rejected, datetime.now(UTC), max_bytes)
         await topic.send(key=stage.encode(), value=_ENCODE(letter))
 
     return send
@@ -148,10 +149,26 @@ def stops_worker_on_crash(app):
     return wrap
 
 
-def crash_worker(app, name: str, exc: BaseException) -> None:
-    """Stop the worker (non-zero) so that it is restarted; end the process if Faust's stop hangs."""
+def crash_worker(app, name: str, exc: BaseException, exit_code: int = EXIT_AFTER_CRASH) -> None:
+    """Stop the worker (non-zero) so that it is restarted; end the process if Faust's stop hangs.
+
+    `exit_code` is the code the process ends with (streams.process_exit), read by the supervisor.
+    """
     log.critical("agent %s crashed (%s: %s): stopping the worker so that it is restarted", name,
                  type(exc).__name__, mask_text(exc))
-    exit_after(CRASH_GRACE_S, EXIT_AFTER_CRASH, f"{name} crashed")
+    request_exit_code(exit_code)
+    exit_after(CRASH_GRACE_S, exit_code, f"{name} crashed")
     # Not awaited here: stopping the app waits for this agent's task, which must end first.
-    asyncio.ensure_future(app.crash(exc))
+    asyncio.ensure_future(_flush_then_crash(app, exc))
+
+
+async def _flush_then_crash(app, exc: BaseException) -> None:
+    # Faust holds table changelog writes in its producer buffer and drops them when it stops after a
+    # crash ("Cannot flush: Producer not Running"), while the stage's own output records were already
+    # sent: the restarted worker, its table short of those writes, produced a record again (an alert
+    # twice, in the fault suite). So the writes go out first, while the producer still runs.
+    try:
+        await asyncio.wait_for(app.producer.flush(), CRASH_FLUSH_S)
+    except Exception as flush_error:  # a broker that does not answer: the crash must go on regardless
+        log.warning("before stopping: the producer did not flush (%s)", type(flush_error).__name__)
+    await app.crash(exc)

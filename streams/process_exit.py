@@ -22,6 +22,11 @@ import time
 log = logging.getLogger(__name__)
 
 BACKSTOP_AFTER_S = 1.5  # after a timer's own deadline: the timer logs why, the backstop only if it could not
+# The worker stopped itself to read records again (streams.faust_transport): not a crash, so the
+# supervisor restarts it at once instead of backing off (streams.supervisor).
+EXIT_TO_REREAD = 3
+
+_requested_code: int | None = None
 
 _backstop_at: float | None = None
 _lock = threading.Lock()
@@ -55,6 +60,13 @@ def exit_after(grace_s: float, code: int, why: str) -> threading.Timer:
     return timer
 
 
+def request_exit_code(code: int) -> None:
+    """The code the process ends with when the worker's run ends (the first request wins)."""
+    global _requested_code
+    if _requested_code is None:
+        _requested_code = code
+
+
 def exit_code_of(stop: SystemExit) -> int:
     if stop.code is None:
         return 0
@@ -74,6 +86,8 @@ def run_to_exit(worker) -> None:
     except SystemExit as stop:
         code = exit_code_of(stop)
     finally:
+        if _requested_code is not None and code != 0:
+            code = _requested_code
         arm_backstop(5.0)  # flushing below writes to files and pipes: those too must not hold the exit
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -26,13 +26,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from streams.catalog import get_catalog
 from streams.contracts import Channel
 from streams.embedded import EmbeddedServer, die_with_parent, free_port, start_broker, start_valkey
+from streams.process_exit import EXIT_TO_REREAD
 from streams.settings import Settings
 from streams.topics_admin import apply_topics
 
@@ -42,7 +43,8 @@ log = logging.getLogger(__name__)
 CHANNEL_WORKERS = [c for c in Channel if c is not Channel.line_suspension]
 
 # Restart back-off: 1 s, doubling to 60 s; a child that ran RESET_AFTER_S starts again from 1 s,
-# so a crash loop costs little CPU while a rare crash is repaired at once.
+# so a crash loop costs little CPU while a rare crash is repaired at once; a worker that stopped
+# itself to read skipped records again (exit EXIT_TO_REREAD) is restarted after 1 s, every time.
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 RESET_AFTER_S = 60.0
@@ -158,8 +160,9 @@ class Platform:
 
     def _exited(self, child: Child, now: float) -> None:
         code = child.process.returncode
-        if now - child.started_at >= RESET_AFTER_S:
-            child.backoff_s = BACKOFF_FIRST_S  # it ran a while: this is not a crash loop
+        if now - child.started_at >= RESET_AFTER_S or code == EXIT_TO_REREAD:
+            # It ran a while, or it stopped itself to read records again: neither is a crash loop.
+            child.backoff_s = BACKOFF_FIRST_S
         child.last_exit = code
         child.crashed_agents = crashed_agents(child.log_path, child.log_offset)
         child.restart_at = now + child.backoff_s
@@ -167,7 +170,8 @@ class Platform:
                     child.name, child.process.pid, describe_exit(code), now - child.started_at,
                     f" (crashed agents: {', '.join(child.crashed_agents)})" if child.crashed_agents else "",
                     child.restarts + 1, child.backoff_s, child.log_path)
-        child.backoff_s = min(child.backoff_s * 2, BACKOFF_MAX_S)
+        if code != EXIT_TO_REREAD:
+            child.backoff_s = min(child.backoff_s * 2, BACKOFF_MAX_S)
 
     def stop_child(self, child: Child, timeout: float = STOP_TIMEOUT_S) -> None:
         """One child: SIGTERM (Faust commits on the way out), killed if it hangs."""

@@ -18,7 +18,7 @@ import time
 import faust
 
 from streams.isolation import crash_worker, stops_worker_on_crash
-from streams.process_exit import run_to_exit
+from streams.process_exit import EXIT_TO_REREAD, run_to_exit
 
 app = faust.App(
     os.environ["CRASH_APP_ID"],
@@ -41,7 +41,7 @@ async def crash_on_boom(stream):
             if os.environ.get("CRASH_AS_CONSUMER") == "1":
                 # As the consumer stops the worker on skipped records: it asks for the stop and reads
                 # on, so Faust's stop, which cancels this agent, completes.
-                crash_worker(app, "consumer", RuntimeError("records were skipped"))
+                crash_worker(app, "consumer", RuntimeError("records were skipped"), exit_code=EXIT_TO_REREAD)
                 continue
             raise RuntimeError("a bug in the loop, not in a record")
 

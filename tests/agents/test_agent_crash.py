@@ -18,6 +18,9 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.isolation import EXIT_AFTER_CRASH
+from streams.process_exit import EXIT_TO_REREAD
+
 WORKER = Path(__file__).with_name("crashing_worker.py")
 PROJECT_ROOT = WORKER.parents[2]
 
@@ -42,8 +45,8 @@ def start_worker(servers, tmp_path: Path, wrap: bool, **env: str) -> tuple[subpr
     return worker, log_path
 
 
-def exited_non_zero(worker: subprocess.Popen, log_path: Path) -> str:
-    """The worker's log, once it has exited non-zero (fails if it is still alive 90 s on)."""
+def exited_non_zero(worker: subprocess.Popen, log_path: Path) -> tuple[int, str]:
+    """The worker's exit code and log, once it has exited non-zero (fails if it is still alive 90 s on)."""
     try:
         code = worker.wait(90)
     except subprocess.TimeoutExpired:
@@ -51,11 +54,12 @@ def exited_non_zero(worker: subprocess.Popen, log_path: Path) -> str:
         pytest.fail(f"the worker outlived its crash; log: {log_path}")
     log = log_path.read_text(errors="replace")
     assert code != 0, log[-3000:]
-    return log
+    return code, log
 
 
 def test_a_crashed_agent_ends_the_worker_non_zero(servers, tmp_path):
-    log = exited_non_zero(*start_worker(servers, tmp_path, wrap=True))
+    code, log = exited_non_zero(*start_worker(servers, tmp_path, wrap=True))
+    assert code == EXIT_AFTER_CRASH
     assert "agent crash_on_boom crashed (RuntimeError" in log
     assert "never read" not in log
 
@@ -63,8 +67,9 @@ def test_a_crashed_agent_ends_the_worker_non_zero(servers, tmp_path):
 def test_a_crashed_worker_exits_even_when_python_cannot_finalize(servers, tmp_path):
     # Seen in CI: a worker that stopped itself never exited (its finalization hung, and the timer
     # thread that should have ended it is one that a finalizing interpreter no longer runs).
-    log = exited_non_zero(*start_worker(servers, tmp_path, wrap=True, CRASH_BLOCK_FINALIZATION="1",
-                                        CRASH_AS_CONSUMER="1"))
+    code, log = exited_non_zero(*start_worker(servers, tmp_path, wrap=True, CRASH_BLOCK_FINALIZATION="1",
+                                              CRASH_AS_CONSUMER="1"))
+    assert code == EXIT_TO_REREAD  # the code it asked for, which the supervisor restarts without back-off
     assert "agent consumer crashed (RuntimeError: records were skipped)" in log
     assert "did not stop within" not in log, "Faust's stop completed: the exit is the one after it, not the timer's"
 

@@ -24,8 +24,9 @@ from streams.catalog import get_catalog
 from streams.console import one_line
 from streams.embedded import start_broker
 from streams.kafka import end_offsets
+from streams.process_exit import EXIT_TO_REREAD
 from streams.settings import Settings
-from streams.supervisor import BACKOFF_MAX_S, Platform, supervise
+from streams.supervisor import BACKOFF_FIRST_S, BACKOFF_MAX_S, Platform, supervise
 from support import Reader, worker_on_own_servers
 
 CATALOG = get_catalog()
@@ -110,15 +111,15 @@ def test_up_shows_traffic_then_ctrl_c_then_up_again_raises_no_alert_twice_and_co
                ANTIFRAUD_WORKER_PROCESSES="2",  # two stream workers share the group: both start and stop
                ANTIFRAUD_GATEWAY_SIMULATED_TIME_SCALE="0.05")  # outcomes in seconds, not minutes
     outcomes_seen = 0
-    for run in ("first", "second"):
+    for _run in ("first", "second"):
         up, output = start_up(env)
         family: list[psutil.Process] = []
         try:
             family = assert_up_shows_every_child(up, output, tmp_path)
-            bootstrap = "127.0.0.1:%d" % json.loads((tmp_path / "kafka" / "ports.json").read_text())["broker"]
+            bootstrap = f"127.0.0.1:{json.loads((tmp_path / 'kafka' / 'ports.json').read_text())['broker']}"
             reader = Reader(bootstrap, CATALOG.topic("outcomes").name)
             try:  # the second run continues the first's topics, and adds outcomes of its own
-                reader.read_until(lambda messages: len(messages) >= outcomes_seen + 5, timeout=120)
+                reader.read_until(lambda messages, wanted=outcomes_seen + 5: len(messages) >= wanted, timeout=120)
                 outcomes_seen = len(reader.messages)
             finally:
                 reader.close()
@@ -197,6 +198,24 @@ def test_an_exited_child_is_restarted_with_doubling_back_off_reset_after_a_long_
         assert len(warnings) == 9 and all("crasher" in w and "exit code 70" in w for w in warnings)
         assert child.crashed_agents == ["ingest"]
         assert "restarts: crasher=8 (last exit 70; crashed: ingest)" in one_line(platform, {})
+    finally:
+        platform.stop()
+
+
+def test_a_worker_that_stopped_itself_to_reread_is_restarted_after_a_second_every_time(tmp_path, caplog):
+    # Not a crash loop: in the fault suite, a 60 s back-off kept the group a worker short for minutes.
+    clock = Clock()
+    platform = unused_servers_platform(tmp_path, clock)
+    child = platform.spawn("rereader", "exit-3", module="exit_child", PYTHONPATH=HERE)
+    try:
+        for _ in range(4):
+            child.process.wait(30)
+            clock.now += 0.1
+            platform.restart_exited()
+            assert child.last_exit == EXIT_TO_REREAD and child.restart_at - clock.now == BACKOFF_FIRST_S
+            clock.now = child.restart_at
+            platform.restart_exited()
+        assert child.restarts == 4
     finally:
         platform.stop()
 
