@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast bench install clean topics
+.PHONY: run test test-fast lint bench install clean topics
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,11 @@ install: $(STAMP)
 run: $(STAMP)  ## the platform on the embedded broker and Valkey, with the simulator
 	$(BIN)/antifraud up
 
-test: $(STAMP)  ## the whole suite against real embedded servers
+test: lint  ## ruff, then the whole suite against real embedded servers
 	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff's checks (pyproject [tool.ruff]): seconds
+	$(BIN)/ruff check .
 
 test-fast: $(STAMP)  ## pure and in-process tests only (no broker, no Valkey, no processes): seconds
 	$(BIN)/pytest -m "not integration" -q

@@ -20,16 +20,26 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 from prometheus_client import Counter, Histogram
 
 from streams import metrics
 from streams.alerting import (
-    Decision, PersonState, Verdict, already_seen, decide, dump, hold_hit, load, observe, remember_contact, take_held_hits,
+    Decision,
+    PersonState,
+    Verdict,
+    already_seen,
+    decide,
+    dump,
+    hold_hit,
+    load,
+    observe,
+    remember_contact,
+    take_held_hits,
 )
-from streams.app import app, catalog, timed_batches, settings, sink_topic, source_topic, table, write_tables_for
+from streams.app import app, catalog, settings, sink_topic, source_topic, table, timed_batches, write_tables_for
 from streams.contracts import Alert, EnrichedSignal, Tier
 from streams.contracts.alerts import AccountRef, FiredSignal, IntelRecheck, Jurisdiction, Vulnerability
 from streams.contracts.reference import IntelKind
@@ -197,8 +207,8 @@ def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, s
 
 
 def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, where, previous_tier=None) -> Alert:
-    now = datetime.now(timezone.utc)
-    first = datetime.fromtimestamp(ev.first_signal_t or signal.event_time.timestamp(), timezone.utc)
+    now = datetime.now(UTC)
+    first = datetime.fromtimestamp(ev.first_signal_t or signal.event_time.timestamp(), UTC)
     return Alert(
         alert_id=alert_id,
         version=version,

@@ -26,12 +26,12 @@ import msgspec
 from prometheus_client import Counter, Gauge
 
 from streams import metrics
-from streams.dead_letters import undecodable
-from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.app import app, catalog, outbox, settings, sink_topic, source_topic, timed_batches
 from streams.contracts import AppReport, BankEvent, Ingested, TelecomEvent, contract
 from streams.contracts.alerts import EnrichedSignal, Jurisdiction, Vulnerability
 from streams.contracts.reference import AgeBand, IdentifierKind
+from streams.dead_letters import undecodable
+from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.reference import (
     LookupRequest,
     LookupResult,
@@ -184,7 +184,7 @@ async def enrich_batch(batch, store, barrier: ReferenceBarrier | None = None) ->
         records.update(fresh)
         signals = [enriched_signal(envelope, resolve(request, records, now_ms)) if changed.intersection(request.keys())
                    else signal for (_, envelope, request), signal in zip(decoded, signals)]
-    for (ev, envelope, _), signal in zip(decoded, signals):
+    for (ev, _, _), signal in zip(decoded, signals):
         out.add(SIGNALS, signal.person_id.encode(), ENCODER.encode(signal))
         source = SOURCES[ev.message.topic].id
         ENRICHED.labels(source, "resolved" if signal.identity_resolved else "unresolved").inc()

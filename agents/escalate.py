@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
 from streams import metrics
+from streams.alert_state import DueIndex, Effects, PersonState
 from streams.app import app, catalog, settings, sink_topic, source_topic, table, write_tables_for
 from streams.contracts.actions import Outcome
 from streams.contracts.alerts import Alert, EnrichedSignal
@@ -34,6 +35,7 @@ from streams.contracts.dissuasion import (
     PartnerAckForPerson,
     TimerDue,
 )
+from streams.dead_letters import undecodable
 from streams.dispatch import (
     INBOX,
     KEYS,
@@ -51,16 +53,14 @@ from streams.dissuasion import (
     BAD_RECORDS,
     BANK_REQUESTS,
     CARRIER_REQUESTS,
+    CLOSED_ALERTS,
+    DISSUADED_ALERTS,
     FINAL_OUTCOME,
     FIRST_CONTACT,
     FORWARDED,
     SLA_BREACHES,
-    CLOSED_ALERTS,
-    DISSUADED_ALERTS,
     person_partition,
 )
-from streams.alert_state import DueIndex, Effects, PersonState
-from streams.dead_letters import undecodable
 from streams.escalation import Rules
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.signing import verify
@@ -85,7 +85,7 @@ alert_state = table("alert_state", default=None)
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ------------------------------------------------------------------------------ the agent

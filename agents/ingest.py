@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -154,7 +154,7 @@ def normalized(message, verdict: Accepted, now: datetime) -> Normalized | Reject
 
 
 async def ingest_batch(batch, valkey) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     verdicts = [validate_message(ev.message.topic, ev.message.value, now) for ev in batch]
     verdicts = [normalized(ev.message, v, now) if isinstance(v, Accepted) else v for ev, v in zip(batch, verdicts)]
     fresh = await claim_event_ids(batch, verdicts, valkey)
@@ -185,7 +185,7 @@ async def ingest_batch(batch, valkey) -> None:
 
 async def dead_letter_alone(ev, rejected: Rejected) -> None:
     """A record ingest_batch raised on even alone (streams.isolation): dead-lettered and counted like any."""
-    message, now = ev.message, datetime.now(timezone.utc)
+    message, now = ev.message, datetime.now(UTC)
     source = INPUTS[message.topic].id
     metrics.EVENTS_IN.labels(source).inc()
     metrics.EVENTS_INVALID.labels(source, rejected.reason.value).inc()

@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 from prometheus_client import Counter
 
 from streams import metrics
-from streams.dead_letters import undecodable
-from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
-from streams.app import app, timed_batches, catalog, outbox, settings, sink_topic, source_topic
+from streams.app import app, catalog, outbox, settings, sink_topic, source_topic, timed_batches
 from streams.contracts import IntelUpdate, contract
 from streams.contracts.alerts import IntelHit, IntelRecheck
+from streams.dead_letters import undecodable
+from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.reference import Contact, partition_id, process_store, write_for
 from streams.valkey import until_valkey_answers
 
@@ -85,7 +85,7 @@ def recheck_of(update: IntelUpdate, contact: Contact) -> IntelRecheck:
     return IntelRecheck(
         person_id=contact.person_id,
         event_id=contact.event_id,
-        event_time=datetime.fromtimestamp(contact.event_time_ms / 1000, timezone.utc),
+        event_time=datetime.fromtimestamp(contact.event_time_ms / 1000, UTC),
         hit=IntelHit(kind=update.kind, matched_on=contact.matched_on, typology=update.typology,
                      confidence=update.confidence, source=update.source),
         listed_at=update.event_time,

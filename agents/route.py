@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
 from streams import metrics
 from streams.app import app, settings, sink_topic, source_topic
 from streams.contracts.alerts import Alert
-from streams.dispatch import PARTNERS, ROUTING, claim_slots, send_action
 from streams.dead_letters import undecodable
+from streams.dispatch import PARTNERS, ROUTING, claim_slots, send_action
 from streams.dissuasion import BAD_RECORDS, plan_for_alert
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.valkey import async_client
@@ -59,7 +59,7 @@ async def route_alert(message, valkey) -> None:
         return
     _tier, planned = plan_for_alert(alert, ROUTING, PARTNERS)
     owners = await claim_slots(STAGE, valkey, planned)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for p in planned:
         if owners.get(p.slot) != p.action.action_id:
             log.info("route: %s for alert %s already sent by %s", p.slot, alert.alert_id, owners.get(p.slot))

@@ -8,7 +8,7 @@ producer before it commits), the end offsets what there is to process.
 from __future__ import annotations
 
 import uuid
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, TopicPartition
 

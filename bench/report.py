@@ -10,9 +10,9 @@ outside them is written by hand.
 from __future__ import annotations
 
 import argparse
-import sys
 import json
 import re
+import sys
 from pathlib import Path
 
 from rich.console import Console

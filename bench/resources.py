@@ -35,7 +35,7 @@ class ResourceMonitor:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-resources", daemon=True)
 
-    def start(self) -> "ResourceMonitor":
+    def start(self) -> ResourceMonitor:
         self._thread.start()
         return self
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -50,7 +50,7 @@ def main(config: BenchConfig | None = None, console: Console | None = None, **ov
     # The simulator logs every fraud scenario it starts: thousands of lines in a pre-load.
     logging.getLogger("simulator").setLevel(logging.WARNING)
     console = console or Console(width=None if sys.stdout.isatty() else 200)  # logs and CI: no wrapping
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     settings = get_settings()
     run_dir = config.run_dir or settings.run_dir / "bench" / stamp
     settings = settings.model_copy(update={"run_dir": run_dir})
@@ -189,4 +189,4 @@ def _write(results: dict, out_dir: Path, stamp: str) -> Path:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -43,7 +43,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -269,7 +269,7 @@ def run(config: SoakConfig) -> dict:
     """Bring the platform up, sample until the time is up (or SIGINT/SIGTERM), write results, plot and summary."""
     from streams.supervisor import bring_up
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = config.out or RESULTS_DIR / f"soak-{stamp}.jsonl"
     summary_path = config.summary or out.with_suffix(".md")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -570,7 +570,7 @@ def _write(sink, record: dict) -> None:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def parse(argv: list[str] | None = None) -> SoakConfig:

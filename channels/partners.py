@@ -19,9 +19,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
 
 import msgspec
 from confluent_kafka import Consumer, KafkaException, Producer
@@ -40,8 +40,8 @@ from streams.contracts.dissuasion import (
 from streams.isolation import about_a_record
 from streams.kafka import consumer_config, producer_config
 from streams.routing import bank_key, bank_topic_id, carrier_key, get_partners
-from streams.shutdown import stop_on_signals
 from streams.settings import Settings
+from streams.shutdown import stop_on_signals
 from streams.signing import signed, verify
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def _serve(settings: Settings, topic_id: str, ack_topic_id: str, group: str, par
                 log.warning("%s: %s", partner, message.error())
                 continue
             where = f"{message.topic()}:{message.partition()}:{message.offset()}"
-            ack = judge(message.value() or b"", datetime.now(timezone.utc), where)
+            ack = judge(message.value() or b"", datetime.now(UTC), where)
             if ack is not None:
                 PARTNER_REQUESTS.labels(partner, ack.status.value).inc()
                 producer.produce(ack_topic, key=ack.request_id.encode(), value=ENCODE(ack))

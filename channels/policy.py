@@ -13,7 +13,7 @@ holds every tier: it is the physical capacity of the line.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 
 import redis
@@ -49,7 +49,7 @@ def quiet_hours_release(action: Action, now: float, quiet: QuietHours | None, ch
     """When the quiet hours holding this action end; None when they do not hold it."""
     if quiet is None or is_urgent(action) or action.channel.value not in channels:
         return None
-    release = quiet.release_at(datetime.fromtimestamp(now, timezone.utc))
+    release = quiet.release_at(datetime.fromtimestamp(now, UTC))
     return release.timestamp() if release else None
 
 

@@ -7,7 +7,7 @@ but zoneinfo keeps it right anywhere). A window may cross midnight ("22:00-08:00
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -18,7 +18,7 @@ class QuietHours:
     tz: ZoneInfo
 
     @classmethod
-    def parse(cls, window: str, tz_name: str) -> "QuietHours | None":
+    def parse(cls, window: str, tz_name: str) -> QuietHours | None:
         """'22:00-08:00' or '21:59:30-22:00:05'; an empty string means no quiet hours."""
         window = window.strip()
         if not window:
@@ -48,4 +48,4 @@ class QuietHours:
         return self._at(end_day, self.end)
 
     def _at(self, day: date, clock: time) -> datetime:
-        return datetime.combine(day, clock, tzinfo=self.tz).astimezone(timezone.utc)
+        return datetime.combine(day, clock, tzinfo=self.tz).astimezone(UTC)

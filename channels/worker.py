@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -40,15 +40,15 @@ from channels.gateways.base import scrub
 from channels.held import HeldAction, HeldStore
 from channels.metrics import DEAD_LETTERS, HELD, HELD_PENDING, OUTCOMES, SEND_SECONDS
 from channels.policy import ContactPolicy, Hold
-from streams.dead_letters import Rejected, dead_letter
-from streams.isolation import about_a_record, record_failed
-from streams.valkey import until_valkey_answers_sync as until_valkey_answers
 from streams.catalog import get_catalog
 from streams.contracts.actions import Action, Channel, Outcome, Result
+from streams.dead_letters import Rejected, dead_letter
+from streams.isolation import about_a_record, record_failed
 from streams.kafka import consumer_config, producer_config
 from streams.masking import mask
 from streams.settings import Settings, get_settings
 from streams.valkey import sync_client
+from streams.valkey import until_valkey_answers_sync as until_valkey_answers
 
 log = logging.getLogger("channels.worker")  # the same name when run as __main__
 
@@ -208,7 +208,7 @@ class ChannelWorker:
 
     def dead_letter(self, message, rejected: Rejected) -> None:
         DEAD_LETTERS.labels(self.channel.value).inc()
-        letter = action_dead_letter(message, rejected, self.stage, datetime.now(timezone.utc),
+        letter = action_dead_letter(message, rejected, self.stage, datetime.now(UTC),
                                     self.settings.max_event_bytes)
         log.warning("%s: dead letter %s: %s", self.stage, _where(message), rejected.detail)
         self._produce(self.dead_letter_topic, message.topic().encode(), _encode(letter))
@@ -239,7 +239,7 @@ class ChannelWorker:
             return
         # The instant the contact policy counted this contact: what the frequency cap and the rate
         # limit measure from, so the outcomes show their spacing exactly (not the send's later start).
-        started = datetime.fromtimestamp(decided_at, timezone.utc)
+        started = datetime.fromtimestamp(decided_at, UTC)
         clock = time.perf_counter()
         reply = self.call_gateway(action, oid)
         SEND_SECONDS.labels(self.channel.value).observe(time.perf_counter() - clock)
@@ -270,9 +270,10 @@ class ChannelWorker:
         while claim.record.state is ClaimState.sending:
             age = time.time() - claim.record.since
             if age >= lease:
-                started = datetime.fromtimestamp(claim.record.since, timezone.utc)
+                started = datetime.fromtimestamp(claim.record.since, UTC)
                 interrupted = self._outcome(action, oid, Result.failed, INTERRUPTED, started)
-                final = self._valkey(lambda: self.claims.finish(oid, claim, interrupted))
+                final = self._valkey(
+                    lambda claim=claim, interrupted=interrupted: self.claims.finish(oid, claim, interrupted))
                 if final is interrupted:
                     OUTCOMES.labels(self.channel.value, Result.failed.value).inc()
                     log.warning("%s: %s was interrupted mid-send (claimed by %s); not sent again",
@@ -296,7 +297,7 @@ class ChannelWorker:
             channel=action.channel,
             result=result,
             started_at=started,
-            finished_at=datetime.now(timezone.utc),
+            finished_at=datetime.now(UTC),
             attempt=action.attempt,
             detail=scrub(detail),
         )
@@ -313,7 +314,7 @@ class ChannelWorker:
         with self._lock:
             self._next_due = min(self._next_due or hold.until, hold.until)
         log.info("%s: %s held by %s until %s", self.stage, oid, hold.policy.value,
-                 datetime.fromtimestamp(hold.until, timezone.utc).isoformat(timespec="milliseconds"))
+                 datetime.fromtimestamp(hold.until, UTC).isoformat(timespec="milliseconds"))
 
     def release_due(self) -> None:
         """Carry out the held actions that are due; called between Kafka polls."""
@@ -349,7 +350,7 @@ class ChannelWorker:
         topic, partition, offset = _coordinates(record.source)
         DEAD_LETTERS.labels(self.channel.value).inc()
         letter = dead_letter(stage=self.stage, topic=topic, partition=partition, offset=offset, value=record.action,
-                             key=None, rejected=rejected, now=datetime.now(timezone.utc),
+                             key=None, rejected=rejected, now=datetime.now(UTC),
                              max_bytes=self.settings.max_event_bytes)
         self._produce(self.dead_letter_topic, topic.encode(), _encode(letter))
 

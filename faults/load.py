@@ -29,7 +29,6 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 import msgspec
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -39,7 +38,6 @@ from simulator.population import Person, Population
 from simulator.reference import Intel, intel_updates, location_updates, registry_updates
 from simulator.traffic import CN_TZ, _retimed
 from streams.catalog import Catalog
-from streams.contracts.common import Typology
 from streams.contracts.reference import IntelKind
 from streams.contracts.signals import BankKind, CounterpartType, ReportKind
 from streams.kafka import consumer_config, producer_config
@@ -326,7 +324,7 @@ def judge(load: Load, seen: Seen) -> dict:
 
     requests = defaultdict(list)
     applied_accounts: dict[str, set[str]] = defaultdict(set)  # account -> banks that got an apply request
-    for topic, req, value in seen.bank_requests:
+    for _topic, req, value in seen.bank_requests:
         requests[req["request_id"]].append(value)
         if req.get("kind") == "apply":
             applied_accounts[req["account"]].add(req["bank"])

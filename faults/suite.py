@@ -38,12 +38,10 @@ import random
 import shutil
 import signal
 import statistics
-import sys
 import threading
 import time
-import uuid
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
@@ -505,7 +503,7 @@ def drain(sampler: LagSampler, observer: Observer, load: Load, timeout_s: float)
 def run(config: FaultConfig) -> dict:
     from streams.supervisor import bring_up, supervise
 
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = config.out or RESULTS_DIR / f"faults-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     base = get_settings()

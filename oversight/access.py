@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import Header, HTTPException
 from sqlalchemy import Connection, insert, true
@@ -116,7 +116,7 @@ class Phones:
         if not reveal:
             return mask(phone)
         conn.execute(insert(schema.access_log).values(
-            at=datetime.now(timezone.utc).replace(tzinfo=None), unit=unit.name, role=unit.role, path=path[:256],
+            at=datetime.now(UTC).replace(tzinfo=None), unit=unit.name, role=unit.role, path=path[:256],
             alert_id=alert_id, person_id=person_id, field="phone",
         ))
         return phone

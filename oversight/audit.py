@@ -7,7 +7,7 @@ runs it for every case report and publishes the record.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, select
 
@@ -52,7 +52,7 @@ def build_audit(conn: Connection, case: CaseReport, person_ids: set[str], lookba
         occurred_at=case.occurred_at, lookback_days=lookback_days, alert_ids=alert_ids, steps=steps,
         findings=findings(chain, latest, aware(utc(case.event_time)), bank_ack_timeout_s),
         responsible_units=sorted({f"station:{a['station']}" for a in latest.values()}),
-        audited_at=audited_at or datetime.now(timezone.utc),
+        audited_at=audited_at or datetime.now(UTC),
         loss_amount=str(case.loss_amount) if case.loss_amount is not None else None,
     )
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 import redis
@@ -28,16 +28,16 @@ from oversight.audit import build_audit
 from oversight.contracts import AuditRecord
 from oversight.db import migrate
 from oversight.ledger import ledger_group, ledger_topics
-from streams.dead_letters import Rejected, decode_failure, of_kafka_message
-from streams.isolation import about_a_record, record_failed
-from streams.shutdown import stop_on_signals
 from oversight.status import alerts_of_case
 from streams.catalog import Catalog, get_catalog
 from streams.contracts import CaseReport, DeadLetterReason, Ingested
 from streams.contracts.reference import IdentifierKind
+from streams.dead_letters import Rejected, decode_failure, of_kafka_message
+from streams.isolation import about_a_record, record_failed
 from streams.kafka import consumer_config, end_offsets, producer_config
 from streams.reference import decode_record, derived_person_id, registry_key
 from streams.settings import Settings
+from streams.shutdown import stop_on_signals
 from streams.valkey import VALKEY_OUTAGE_ERRORS, sync_client
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,7 @@ class AuditWorker:
             return None
 
     def dead_letter(self, message, rejected) -> None:
-        letter = of_kafka_message("audit", message, rejected, datetime.now(timezone.utc), self.settings.max_event_bytes)
+        letter = of_kafka_message("audit", message, rejected, datetime.now(UTC), self.settings.max_event_bytes)
         self.producer.produce(self.dead_letters, key=b"audit", value=ENCODE.encode(letter))
 
     def audit(self, case: CaseReport) -> AuditRecord | None:

@@ -19,7 +19,7 @@ import random
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -30,11 +30,11 @@ from sqlalchemy import Engine, insert, select
 from oversight import schema
 from oversight.contracts import FollowupTask
 from oversight.db import aware, migrate, utc
-from streams.shutdown import stop_on_signals
 from oversight.queries import latest_phones
 from streams.catalog import Catalog, get_catalog
 from streams.kafka import producer_config
 from streams.settings import Settings
+from streams.shutdown import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def last_period(now: datetime, every_s: int, tz: ZoneInfo) -> tuple[datetime, da
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
     steps = math.floor((local - midnight).total_seconds() / every_s)
     end = midnight + timedelta(seconds=steps * every_s)
-    return (end - timedelta(seconds=every_s)).astimezone(timezone.utc), end.astimezone(timezone.utc)
+    return (end - timedelta(seconds=every_s)).astimezone(UTC), end.astimezone(UTC)
 
 
 def candidates(conn, start: datetime, end: datetime) -> list[Candidate]:
@@ -119,7 +119,7 @@ class FollowupSampler:
 
     def run_once(self, now: datetime | None = None) -> list[FollowupTask]:
         """Sample the last complete period unless it was sampled already; publish its tasks."""
-        start, end = last_period(now or datetime.now(timezone.utc), self.settings.followup_every_s, self.tz)
+        start, end = last_period(now or datetime.now(UTC), self.settings.followup_every_s, self.tz)
         runs = schema.followup_runs
         with self.engine.connect() as conn:
             if conn.execute(select(runs.c.period_start).where(runs.c.period_start == utc(start))).first():
@@ -132,7 +132,7 @@ class FollowupSampler:
             raise RuntimeError("follow-up: tasks not delivered; the period will be sampled again")
         with self.engine.begin() as conn:
             conn.execute(insert(runs).values(
-                period_start=utc(start), period_end=utc(end), ran_at=utc(datetime.now(timezone.utc)),
+                period_start=utc(start), period_end=utc(end), ran_at=utc(datetime.now(UTC)),
                 seed=self.settings.followup_seed, candidates=pool, sampled=len(tasks)))
         log.info("follow-up: period %s: %d tasks", start.isoformat(), len(tasks))
         return tasks

@@ -33,8 +33,8 @@ from oversight.writer import write_batch
 from streams.catalog import Catalog, TopicSpec, get_catalog
 from streams.kafka import consumer_config
 from streams.metrics import LATENCY_BUCKETS
-from streams.shutdown import stop_on_signals
 from streams.settings import Settings
+from streams.shutdown import stop_on_signals
 
 log = logging.getLogger(__name__)
 

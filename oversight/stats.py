@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -165,7 +165,7 @@ def first_contact(conn: Connection, unit: Unit, filters: Filters) -> dict:
 
 def sla_breaches(conn: Connection, unit: Unit, filters: Filters, now: datetime | None = None) -> list[dict]:
     """Per unit that held the actions: actions, breaches (outcome after the deadline) and overdue (no outcome yet)."""
-    now = utc(now or datetime.now(timezone.utc))
+    now = utc(now or datetime.now(UTC))
     s, a, o = schema.alert_status.c, schema.actions.c, schema.outcomes.c
     first = select(o.action_id, func.min(o.finished_at).label("first_at")).group_by(o.action_id).subquery()
     rows = conn.execute(

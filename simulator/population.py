@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import random
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from streams.contracts.reference import AgeBand
 from streams.contracts.signals import Carrier
@@ -156,7 +157,7 @@ class Population:
         self._county_by_draw = self.city.county_slots
 
     @classmethod
-    def generate(cls, n_persons: int, seed: int) -> "Population":
+    def generate(cls, n_persons: int, seed: int) -> Population:
         return cls(n_persons, seed)
 
     def __len__(self) -> int:

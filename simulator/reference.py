@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterator
 
 from simulator.population import City, Population
 from streams.contracts.common import Typology, UpdateOp

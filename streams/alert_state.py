@@ -108,7 +108,7 @@ class Effects:
     acks: list[tuple[str, str]] = field(default_factory=list)  # (partner, status) for the metrics
     forget: bool = False
 
-    def extend(self, other: "Effects") -> None:
+    def extend(self, other: Effects) -> None:
         for f in fields(self):
             if isinstance(getattr(self, f.name), list):
                 getattr(self, f.name).extend(getattr(other, f.name))

@@ -38,7 +38,7 @@ class PersonState(msgspec.Struct):
     jurisdiction: Jurisdiction | None = None  # the last one known (an app report of an unregistered phone has none)
     identity_resolved: bool = False  # as of the last signal (an alert raised by late intelligence needs them)
     vulnerability: Vulnerability | None = None
-    pending_hits: list["PendingHit"] = []  # late intelligence for a signal not seen yet (it overtook it)
+    pending_hits: list[PendingHit] = []  # late intelligence for a signal not seen yet (it overtook it)
 
 
 class PendingHit(msgspec.Struct):

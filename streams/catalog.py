@@ -41,6 +41,8 @@ class TopicSpec(_Strict):
     name: str = Field(pattern=TOPIC_NAME_PATTERN)
     purpose: str = Field(min_length=3)
     kind: Literal["input", "internal", "output", "dead-letter", "changelog", "faust"] = "internal"
+    # Whose topic it is, for the per-domain drawings of docs/topics.md (a changelog: its table's stage).
+    domain: Literal["intake", "reference", "detection", "dissuasion", "oversight", "operations", "platform"]
     partitions: int = Field(ge=1, le=1024)
     replication_factor: int | None = Field(None, ge=1)
     retention_ms: int | None = Field(None, ge=-1)
@@ -62,7 +64,7 @@ class TopicSpec(_Strict):
             raise ValueError(f"unknown contract {value!r}; known: {', '.join(sorted(CONTRACTS))}")
         return value
 
-    def config(self, defaults: Defaults, replication_override: int | None) -> "TopicConfig":
+    def config(self, defaults: Defaults, replication_override: int | None) -> TopicConfig:
         return TopicConfig(
             name=self.name,
             partitions=self.partitions,

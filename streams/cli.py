@@ -113,8 +113,8 @@ def partners() -> None:
     import threading
 
     from channels.partners import bank_consumer_main, carrier_consumer_main
-    from streams.shutdown import stop_on_signals
     from streams.routing import get_partners
+    from streams.shutdown import stop_on_signals
 
     settings = _platform_process_settings()
     stop = stop_on_signals()
@@ -300,7 +300,7 @@ def faults(ctx: typer.Context) -> None:
 
 @cli.command()
 def docs(check: bool = typer.Option(False, help="Only report stale files; exit 1 if any.")) -> None:
-    """Regenerate README blocks (settings, topic map), docs/contracts.md and docs/schemas/."""
+    """Regenerate the generated docs (settings, topics per domain, rules), docs/contracts.md and docs/schemas/."""
     from streams.docs import stale_files, write_all
 
     if check:

@@ -11,7 +11,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -102,7 +102,7 @@ def _is_utf8(value: bytes) -> bool:
 def undecodable(stage: str, message, exc: BaseException, max_bytes: int) -> DeadLetter:
     """A platform-written record that does not decode (a bug upstream): kept, not lost."""
     rejected = decode_failure(exc, message.value)
-    return of_faust_message(stage, message, rejected, datetime.now(timezone.utc), max_bytes)
+    return of_faust_message(stage, message, rejected, datetime.now(UTC), max_bytes)
 
 
 def internal_error(stage: str, exc: BaseException) -> Rejected:

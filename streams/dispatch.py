@@ -15,12 +15,20 @@ from datetime import datetime
 import msgspec
 import redis.asyncio as aioredis
 
+from streams.alert_state import BankOrder
 from streams.app import catalog, settings, sink_topic
 from streams.contracts.actions import Action, Channel
 from streams.contracts.dissuasion import Escalation
 from streams.dedup import Claim
-from streams.dissuasion import ACTIONS, BANK_REQUESTS, CARRIER_REQUESTS, ESCALATIONS, Planned, bank_request, carrier_request
-from streams.alert_state import BankOrder
+from streams.dissuasion import (
+    ACTIONS,
+    BANK_REQUESTS,
+    CARRIER_REQUESTS,
+    ESCALATIONS,
+    Planned,
+    bank_request,
+    carrier_request,
+)
 from streams.routing import PartnerKeys, bank_topic_id, get_partners, get_routing
 from streams.valkey import until_valkey_answers
 

@@ -24,7 +24,7 @@ from streams.contracts.dissuasion import (
     RequestKind,
 )
 from streams.kafka import key_partition
-from streams.routing import Partners, PartnerKeys, Routing
+from streams.routing import PartnerKeys, Partners, Routing
 from streams.signing import alert_ref, signed
 
 PHONE_CHANNELS = {Channel.sms, Channel.ai_voice, Channel.hotline_call, Channel.app_push}

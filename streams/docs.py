@@ -1,4 +1,4 @@
-"""Generated parts of the docs: README blocks from settings and topics.yaml, plus the contract docs.
+"""Generated parts of the docs: settings, topics per domain and rules, plus the contract docs.
 
 A generated block sits between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`;
 `antifraud docs` rewrites them and a test fails when one is stale.
@@ -12,8 +12,22 @@ from pathlib import Path
 from streams.catalog import Catalog, get_catalog
 from streams.settings import PROJECT_ROOT, Settings
 
-README = PROJECT_ROOT / "README.md"
-DETECTION = PROJECT_ROOT / "docs" / "detection.md"
+DOCS = PROJECT_ROOT / "docs"
+SETTINGS_DOC = DOCS / "settings.md"
+TOPICS_DOC = DOCS / "topics.md"
+DETECTION = DOCS / "detection.md"
+
+# topics.yaml's `domain:` values, in the order a record meets them, with what each covers.
+DOMAINS = {
+    "intake": "Intake: partners' records in, validated and normalized (agents/ingest.py)",
+    "reference": "Reference data: the registry and intelligence lists into Valkey; late intel back to correlation",
+    "detection": "Detection: enriched signals correlated per person into alerts",
+    "dissuasion": "Dissuasion: actions per channel, outcomes, escalation, partner requests and acknowledgements",
+    "oversight": "Oversight: audits and follow-up visits",
+    "operations": "Operations: what no stage could accept",
+}
+# Faust's own topics (changelogs, the assignor's leader topic) are not drawn.
+UNDRAWN_KINDS = ("changelog", "faust", "probe")
 
 
 def settings_table() -> str:
@@ -32,12 +46,10 @@ def _node(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", label)
 
 
-def topic_diagram(catalog: Catalog) -> str:
-    """Mermaid flowchart: producers -> topic -> consumers, for every non-internal topic."""
+def topic_diagram(specs) -> str:
+    """Mermaid flowchart: producers -> topic -> consumers, for the given topics."""
     lines = ["```mermaid", "flowchart LR"]
-    for spec in catalog.topics.values():
-        if spec.kind in ("changelog", "faust", "probe"):
-            continue
+    for spec in specs:
         topic = f"t_{spec.id}"
         lines.append(f'  {topic}[("{spec.name}")]')
         for producer in spec.producers:
@@ -46,6 +58,16 @@ def topic_diagram(catalog: Catalog) -> str:
             lines.append(f'  {topic} --> {_node(consumer)}["{consumer}"]')
     lines.append("```")
     return "\n".join(lines)
+
+
+def topic_diagrams(catalog: Catalog) -> str:
+    """One small diagram per domain, in DOMAINS order, of every topic a stage or partner uses."""
+    sections = []
+    for domain, title in DOMAINS.items():
+        specs = [s for s in catalog.topics.values() if s.domain == domain and s.kind not in UNDRAWN_KINDS]
+        if specs:
+            sections.append(f"## {title}\n\n{topic_diagram(specs)}")
+    return "\n\n".join(sections)
 
 
 def rules_table() -> str:
@@ -82,12 +104,9 @@ def _duration(seconds: int) -> str:
     return f"{seconds} s"
 
 
-def blocks() -> dict[str, str]:
-    return {"settings": settings_table(), "topics": topic_diagram(get_catalog())}
-
-
 def generated_files() -> dict[Path, dict[str, str]]:
-    return {README: blocks(), DETECTION: {"rules": rules_table()}}
+    return {SETTINGS_DOC: {"settings": settings_table()}, TOPICS_DOC: {"topics": topic_diagrams(get_catalog())},
+            DETECTION: {"rules": rules_table()}}
 
 
 def render(text: str, generated: dict[str, str]) -> str:
@@ -95,7 +114,7 @@ def render(text: str, generated: dict[str, str]) -> str:
         pattern = re.compile(rf"(<!-- generated:{name} -->\n).*?(<!-- /generated:{name} -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"no generated:{name} block")
-        text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 

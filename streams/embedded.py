@@ -123,7 +123,7 @@ class EmbeddedBroker(EmbeddedServer):
     def version(self) -> str:
         return kafka_version()
 
-    def start(self, home: Path) -> "EmbeddedBroker":
+    def start(self, home: Path) -> EmbeddedBroker:
         classpath, java = kafka_classpath(), java_binary()
         self.data_dir = home / "data"
         properties = home / "server.properties"
@@ -214,7 +214,7 @@ class EmbeddedValkey(EmbeddedServer):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, data_dir: Path) -> "EmbeddedValkey":
+    def start(self, data_dir: Path) -> EmbeddedValkey:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self._spawn(

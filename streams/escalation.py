@@ -45,6 +45,7 @@ from streams.contracts.signals import BankKind
 from streams.dissuasion import CONTACT_CHANNELS, Planned, action_id, plan_for_alert, plan_reaching, short_hash
 from streams.routing import Partners, Routing
 
+
 class Rules:
     """The escalation rules for one routing.yaml and partner list."""
 

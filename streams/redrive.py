@@ -24,7 +24,7 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -206,7 +206,7 @@ def send_replays(settings: Settings, letters: list[Letter], retention_s: int) ->
         client = sync_client(settings)
         try:
             pipe = client.pipeline(transaction=False)
-            now = datetime.now(timezone.utc).isoformat()
+            now = datetime.now(UTC).isoformat()
             for letter_id in sent:
                 pipe.set(REPLAYED_KEY + letter_id, now, ex=retention_s)
             pipe.execute()
@@ -227,7 +227,7 @@ def parse_time(text: str | None) -> datetime | None:
     if text is None:
         return None
     moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def list_command(settings: Settings, filters: Filters, examples: int, echo=print) -> None:

@@ -49,8 +49,14 @@ from redis.backoff import NoBackoff
 
 from streams.contracts.alerts import IntelHit
 from streams.contracts.common import Typology, UpdateOp
-from streams.contracts.reference import AgeBand, IdentifierKind, IntelKind, IntelUpdate, RegistryUpdate
-from streams.contracts.reference import normalize_intel_value
+from streams.contracts.reference import (
+    AgeBand,
+    IdentifierKind,
+    IntelKind,
+    IntelUpdate,
+    RegistryUpdate,
+    normalize_intel_value,
+)
 from streams.metrics import LATENCY_BUCKETS
 from streams.settings import get_settings
 from streams.valkey import VALKEY_OUTAGE_ERRORS, async_client
@@ -110,7 +116,7 @@ class Contact:
         return f"{self.person_id} {self.matched_on} {self.event_id}"
 
 
-def contacts_of(request: "LookupRequest", person_id: str, event_id: str, event_time_ms: int) -> list[Contact]:
+def contacts_of(request: LookupRequest, person_id: str, event_id: str, event_time_ms: int) -> list[Contact]:
     return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on)
             for probe in request.probes if probe.kind in CONTACT_KINDS and len(probe.keys) == 1]
 

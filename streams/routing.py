@@ -47,7 +47,7 @@ class TierRule(_Strict):
     actions: tuple[ActionRule, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _one_action_per_channel(self) -> "TierRule":
+    def _one_action_per_channel(self) -> TierRule:
         channels = [a.channel for a in self.actions]
         if len(set(channels)) != len(channels):
             raise ValueError("a channel appears twice in one tier")
@@ -67,7 +67,7 @@ class EscalationPolicy(_Strict):
     timer_interval_s: float = Field(gt=0, le=60)
 
     @model_validator(mode="after")
-    def _ladder_goes_up(self) -> "EscalationPolicy":
+    def _ladder_goes_up(self) -> EscalationPolicy:
         for lower, higher in self.next_tier.items():
             if TIER_RANK[higher] <= TIER_RANK[lower]:
                 raise ValueError(f"next_tier: {lower.value} must escalate to a higher tier, not {higher.value}")
@@ -93,7 +93,7 @@ class Routing(_Strict):
     scripts: dict[str, str]
 
     @model_validator(mode="after")
-    def _complete(self) -> "Routing":
+    def _complete(self) -> Routing:
         missing = [t.value for t in Tier if t not in self.tiers]
         if missing:
             raise ValueError(f"tiers: no rule for {', '.join(missing)}")
@@ -123,7 +123,7 @@ class Partners(_Strict):
     carriers: dict[str, Partner] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _codes(self) -> "Partners":
+    def _codes(self) -> Partners:
         for code in self.banks:
             if not re.fullmatch(r"[A-Z][A-Z0-9]{1,15}", code):
                 raise ValueError(f"banks: code {code!r} must be 2-16 capital letters or digits")
@@ -210,10 +210,11 @@ def render_bank_topics(partners: Partners | None = None) -> str:
     """The generated block of topics.yaml: one request topic per bank in banks.yaml."""
     partners = partners or get_partners()
     lines = [f"{TOPICS_BEGIN} (from banks.yaml by `{REGENERATE}`; do not edit)"]
-    for code, bank in partners.banks.items():
+    for code in partners.banks:
         lines += [
             f"  {bank_topic_id(code)}:",
             f"    name: antifraud.bank-requests.{code.lower()}",
+            "    domain: dissuasion",
             "    kind: output",
             f"    purpose: Signed protective requests for {code} only (保护性止付 / 停止非柜面业务); no other bank reads it.",
             "    partitions: 1             # a handful a day per bank; one partition keeps apply, renew, release in order",

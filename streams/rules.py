@@ -81,7 +81,7 @@ class Tiers(_Strict):
     high: float = Field(gt=0)
 
     @model_validator(mode="after")
-    def _ascending(self) -> "Tiers":
+    def _ascending(self) -> Tiers:
         if not self.low < self.medium < self.high:
             raise ValueError("tier cut-offs must rise: low < medium < high")
         return self
@@ -113,7 +113,7 @@ class Rules(_Strict):
     typology: TypologyRule
 
     @model_validator(mode="after")
-    def _history_covers_windows(self) -> "Rules":
+    def _history_covers_windows(self) -> Rules:
         longest = max(
             getattr(self.signals, name).window_s
             for name in type(self.signals).model_fields

@@ -2,8 +2,8 @@
 
 Production selects its servers with KAFKA_BOOTSTRAP_SERVERS and REDIS_URL; when both
 are unset the platform starts its embedded broker and Valkey (see streams.embedded).
-Every other setting is ANTIFRAUD_<NAME>. The README's settings table is generated from
-the field descriptions here (`antifraud settings`), so it is never written twice.
+Every other setting is ANTIFRAUD_<NAME>. docs/settings.md is generated from the field
+descriptions here (`antifraud docs`), so it is never written twice.
 """
 
 from __future__ import annotations

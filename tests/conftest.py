@@ -19,7 +19,6 @@ from streams.settings import Settings
 from streams.supervisor import Platform
 from support import Reader, make_servers, make_settings
 
-
 # A test that names one of these (directly or through another fixture) starts or talks to
 # real servers, processes or programs.
 INTEGRATION_FIXTURES = {"servers", "settings", "topic_factory", "producer", "consumer_factory", "platform_factory",
@@ -105,3 +104,19 @@ def platform_factory():
     yield create
     for platform in platforms:
         platform.stop()
+
+
+# The simulator's tests share one small city and its intelligence (here: tests/ has no packages,
+# so a conftest.py of their own would shadow this one).
+@pytest.fixture(scope="session")
+def population():
+    from simulator.population import Population
+
+    return Population.generate(2_000, 11)
+
+
+@pytest.fixture(scope="session")
+def intel():
+    from simulator.reference import Intel
+
+    return Intel(500, 11)

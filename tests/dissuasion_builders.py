@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from streams.contracts.actions import Action, Outcome, Result
@@ -16,7 +16,7 @@ JURISDICTION = Jurisdiction("411602", "411602-PCS-03", "411602-03-017")
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_person() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from streams.contracts.alerts import EnrichedSignal, IntelHit, Jurisdiction, Vulnerability
@@ -22,7 +22,7 @@ from streams.contracts.signals import (
     TelecomKind,
 )
 
-T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 RESIDENT = "+8613800000001"
 _seq = iter(range(1, 10**9))
 

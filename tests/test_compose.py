@@ -15,14 +15,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
-from streams.supervisor import CHANNEL_WORKERS
 import yaml
 from jsonschema import Draft7Validator
 from pydantic import AliasChoices, ValidationError
 
 from streams.kafka_provision import kafka_version
 from streams.settings import Settings
+from streams.supervisor import CHANNEL_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

@@ -19,7 +19,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -56,7 +56,7 @@ class Sent:
 
 
 def valid(topic_id: str, event_id: str, **changes) -> dict:
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     return dict(EXAMPLES[CATALOG.topic(topic_id).contract], event_id=event_id, event_time=now, **changes)
 
 
@@ -69,7 +69,7 @@ def malformed_kinds(topic_id: str, n: int, rng: random.Random) -> list[tuple[str
     ones start from a valid record of the topic (an input) or an empty object (internal)."""
     base = valid(topic_id, f"bad-{n}") if topic_id in INPUTS else {"event_id": f"bad-{n}"}
     good = encode(base)
-    future = (datetime.now(timezone.utc) + timedelta(days=30)).isoformat()
+    future = (datetime.now(UTC) + timedelta(days=30)).isoformat()
     kinds = [
         # "你好" in GBK is not UTF-8 (some GBK words are: "诈骗" decodes as two Armenian/Latin letters).
         ("gbk_text", None, good.replace(b'"event_id": "', b'"event_id": "' + "你好".encode("gbk"), 1), R.not_utf8),

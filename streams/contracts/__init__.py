@@ -4,6 +4,7 @@ The type is the schema: JSON Schema files for integrators (docs/schemas/) and
 docs/contracts.md are generated from these definitions by `antifraud docs`.
 """
 
+from oversight.contracts import OVERSIGHT_CONTRACTS  # audits and follow-ups (oversight/)
 from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.contracts.alerts import Alert, EnrichedSignal, IntelRecheck, Tier
 from streams.contracts.cases import CaseReport
@@ -18,7 +19,6 @@ from streams.contracts.dissuasion import (
 from streams.contracts.internal import DeadLetter, DeadLetterReason, Ingested
 from streams.contracts.reference import IntelUpdate, RegistryUpdate
 from streams.contracts.signals import AppReport, BankEvent, TelecomEvent
-from oversight.contracts import OVERSIGHT_CONTRACTS  # audits and follow-ups (oversight/)
 
 # Contracts that outside systems send to the platform, in the order the docs list them.
 INPUT_CONTRACTS: dict[str, type] = {

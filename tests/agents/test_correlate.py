@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
@@ -20,7 +20,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from simulator.population import Population
 from simulator.reference import Intel, intel_updates, location_updates, registry_updates
-from simulator.scenarios import FRAUD_BUILDERS, PREFERRED_VICTIM, EventIds, Scenario, known_payee_transfer, resident_call, salary
+from simulator.scenarios import (
+    FRAUD_BUILDERS,
+    PREFERRED_VICTIM,
+    EventIds,
+    Scenario,
+    known_payee_transfer,
+    resident_call,
+    salary,
+)
 from streams.catalog import get_catalog
 from streams.contracts import Alert, EnrichedSignal, Tier
 from streams.contracts.alerts import TIER_RANK
@@ -41,7 +49,7 @@ from support import Reader, worker_on_own_servers
 
 CATALOG = get_catalog()
 ENCODE = msgspec.json.encode
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 @dataclass

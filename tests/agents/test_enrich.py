@@ -8,7 +8,7 @@ send them; the outage test writes normalized records so that only enrich can hol
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
@@ -18,10 +18,16 @@ import redis
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, make_servers, make_settings
 from streams.catalog import get_catalog
 from streams.contracts import (
-    AppReport, BankEvent, DeadLetter, EnrichedSignal, Ingested, IntelUpdate, RegistryUpdate, TelecomEvent,
+    AppReport,
+    BankEvent,
+    DeadLetter,
+    EnrichedSignal,
+    Ingested,
+    IntelUpdate,
+    RegistryUpdate,
+    TelecomEvent,
 )
 from streams.contracts.common import Typology, UpdateOp
 from streams.contracts.reference import AgeBand, IdentifierKind, IntelKind
@@ -29,6 +35,7 @@ from streams.embedded import start_valkey
 from streams.kafka import producer_config
 from streams.reference import derived_person_id, intel_key, registry_key
 from streams.supervisor import Platform
+from support import Reader, make_servers, make_settings
 
 CATALOG = get_catalog()
 INPUT_OF = {TelecomEvent: "in_telecom", BankEvent: "in_bank", AppReport: "in_app_report",
@@ -45,7 +52,7 @@ APK = "3f" * 32
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def reference_updates() -> list:
@@ -309,13 +316,16 @@ def test_valkey_outage_holds_events_and_loses_none(stack):
 
     stack.valkey = start_valkey(stack.run_dir, port=port)  # same port, same data directory (AOF)
     out = stack.signals([e.event_id for e in events], timeout=60)
-    for event_id, (_, signal) in out.items():
+    for _, signal in out.values():
         assert signal.identity_resolved == (signal.person_id == "P000001001")
         assert signal.person_id in ("P000001001", derived_person_id(C_PHONE))
         assert [h.kind for h in signal.intel] in ([IntelKind.fraud_number], [IntelKind.mule_account])
     reader = Reader(stack.settings.kafka_bootstrap_servers, CATALOG.topic("signals_enriched").name)
-    outage_ids = lambda: [e for e in (msgspec.json.decode(m.value(), type=EnrichedSignal).event_id
-                                      for m in reader.messages) if e.startswith("outage-")]  # noqa: E731
+
+    def outage_ids() -> list[str]:
+        return [e for e in (msgspec.json.decode(m.value(), type=EnrichedSignal).event_id for m in reader.messages)
+                if e.startswith("outage-")]
+
     reader.read_until(lambda _m: len(outage_ids()) >= len(events))
     reader.read_for(1.5)
     reader.close()

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from dissuasion_builders import alert, new_person, now, outcome, transfer
+from streams.alert_state import DueIndex, PersonState, closed_tally
 from streams.contracts.actions import Channel, Result
 from streams.contracts.alerts import Tier
 from streams.contracts.dissuasion import (
@@ -24,7 +25,6 @@ from streams.contracts.dissuasion import (
     RequestKind,
     TimerDue,
 )
-from streams.alert_state import DueIndex, PersonState, closed_tally
 from streams.escalation import Rules
 from streams.routing import get_partners, get_routing
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
@@ -17,13 +17,13 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, record_batches, worker_on_own_servers
 from streams.catalog import get_catalog
 from streams.contracts import INPUT_CONTRACTS, DeadLetter, DeadLetterReason
 from streams.contracts.examples import EXAMPLES
 from streams.kafka import producer_config
+from support import Reader, record_batches, worker_on_own_servers
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CATALOG = get_catalog()
 INPUT_IDS = [spec.id for spec in CATALOG.of_kind("input")]
 
@@ -124,7 +124,7 @@ def test_each_message_lands_in_exactly_one_place(worker_on_own_broker):
     settings, worker = worker_on_own_broker
     producer = Producer(producer_config(settings))
     expected_dead = Counter()
-    now = datetime.now(timezone.utc)  # the worker's clock: a fixed date would stop being "future"
+    now = datetime.now(UTC)  # the worker's clock: a fixed date would stop being "future"
     for topic_id in INPUT_IDS:
         name = CATALOG.topic(topic_id).name
         valid = json.dumps(example_for(topic_id, f"{topic_id}-valid", event_time=now.isoformat())).encode()
@@ -178,7 +178,7 @@ def test_a_batch_of_one_partition_writes_its_tally_once_and_its_records_together
         source = CATALOG.topic("in_telecom")
         partition = source.partitions - 1  # not 0: the record's partition shows where Faust routed the write
         producer = Producer(producer_config(settings))
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         for n in range(events):
             message = example_for("in_telecom", f"one-batch-{n}", event_time=now)
             producer.produce(source.name, json.dumps(message).encode(), partition=partition)

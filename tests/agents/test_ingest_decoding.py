@@ -10,18 +10,19 @@ from __future__ import annotations
 import base64
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from decoding_strategies import FaustMessage
 from streams.catalog import get_catalog
 from streams.contracts import INPUT_CONTRACTS, DeadLetter, DeadLetterReason, Ingested
 from streams.contracts.examples import EXAMPLES
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CATALOG = get_catalog()
 INPUTS = {spec.id: spec for spec in CATALOG.of_kind("input")}
 # Reasons any bytes may get; internal_error would mean a bug of ours met on the record.

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import msgspec
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, worker_on_own_servers
 from streams.catalog import get_catalog
 from streams.contracts import DeadLetter, DeadLetterReason
 from streams.contracts.examples import EXAMPLES
 from streams.kafka import producer_config
+from support import Reader, worker_on_own_servers
 
 CATALOG = get_catalog()
 
@@ -36,7 +36,7 @@ def test_poison_records_are_dead_lettered_and_the_partition_goes_on(tmp_path):
     try:
         settings, worker = own.settings, own.worker
         source = CATALOG.topic("in_telecom")
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
 
         def valid(event_id: str) -> bytes:
             return json.dumps(dict(EXAMPLES["TelecomEvent"], event_id=event_id, event_time=now)).encode()

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Reader, make_servers, make_settings
 from streams.catalog import get_catalog
 from streams.contracts.examples import EXAMPLES
 from streams.kafka import producer_config
 from streams.supervisor import Platform
+from support import Reader, make_servers, make_settings
 
 CATALOG = get_catalog()
 
@@ -46,7 +46,7 @@ def wait_for_tally(worker, settings, expected: dict) -> dict:
 
 def offer(settings, count: int, first: int) -> None:
     producer = Producer(producer_config(settings))
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     for n in range(first, first + count):
         telecom = dict(EXAMPLES["TelecomEvent"], event_id=f"recovery-{n}", event_time=now)
         producer.produce(CATALOG.topic("in_telecom").name, json.dumps(telecom).encode(), key=str(n).encode())

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import msgspec
@@ -32,12 +32,12 @@ ENCODE = msgspec.json.encode
 
 
 def mule_entry(tag: str) -> IntelUpdate:
-    return IntelUpdate(event_id=f"mule-{tag}", event_time=datetime.now(timezone.utc), kind=IntelKind.mule_account,
+    return IntelUpdate(event_id=f"mule-{tag}", event_time=datetime.now(UTC), kind=IntelKind.mule_account,
                        value=f"acct_mule_{tag}", typology=Typology.investment, confidence=0.9, source="bank_report")
 
 
 def transfer(tag: str) -> BankEvent:
-    return BankEvent(event_id=f"tx-{tag}", event_time=datetime.now(timezone.utc), bank="ABC", kind="transfer_out",
+    return BankEvent(event_id=f"tx-{tag}", event_time=datetime.now(UTC), bank="ABC", kind="transfer_out",
                      account=f"acct_res_{tag}", branch_code="ABC-ZK06-01", channel="mobile_banking",
                      amount=Decimal("4980.00"), counterparty_account=f"acct_mule_{tag}")
 

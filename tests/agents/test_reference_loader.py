@@ -7,7 +7,7 @@ the normalized topics (as ingest writes them) so that their order per key is exa
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
@@ -16,16 +16,16 @@ import redis
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import worker_on_own_servers
 from streams.catalog import get_catalog
 from streams.contracts import Ingested
 from streams.contracts.common import Typology, UpdateOp
 from streams.contracts.reference import AgeBand, IdentifierKind, IntelKind, IntelUpdate, RegistryUpdate
 from streams.kafka import producer_config
 from streams.reference import intel_key, registry_key, tombstone_key
+from support import worker_on_own_servers
 
 CATALOG = get_catalog()
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")

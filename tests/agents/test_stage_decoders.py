@@ -10,9 +10,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from decoding_strategies import FaustMessage, payloads as arbitrary_payloads
+from decoding_strategies import FaustMessage
+from decoding_strategies import payloads as arbitrary_payloads
 from streams.contracts import DeadLetter, DeadLetterReason
 from streams.dead_letters import undecodable
 

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -40,7 +40,7 @@ def make_action(
     attempt: int = 1,
     phone: str | None = "+8613800000001",  # synthetic: the 138-0000 range is not assigned to anyone here
 ) -> Action:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     alert_id = f"al-{uuid.uuid4().hex[:12]}"
     return Action(
         action_id=f"{alert_id}:1:{channel.value}:initial",
@@ -108,7 +108,7 @@ class PartnerServer:
     held_call_arrived: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> "PartnerServer":
+    def start(self) -> PartnerServer:
         partner = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -5,9 +5,10 @@ Pure and in process (hypothesis): no broker, no Valkey.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from channels.dead_letters import read_action
 from channels.partners import MeasureBook, judge_bank_request, judge_carrier_request
@@ -18,7 +19,7 @@ from streams.contracts.dissuasion import AckStatus, RejectReason
 from streams.contracts.internal import DeadLetterReason
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32
 payloads = arbitrary_payloads("action_id")
 

@@ -6,10 +6,10 @@ from collections import Counter
 
 import httpx
 import pytest
+from channel_helpers import PartnerServer, make_action, webhook_settings
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from channel_helpers import PartnerServer, make_action, webhook_settings
 from channels.gateways import SimulatedGateway, WebhookGateway, make_gateway
 from channels.gateways.simulated import simulate
 from channels.gateways.webhook import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign

@@ -11,7 +11,6 @@ import uuid
 from collections import defaultdict
 
 import pytest
-
 from channel_helpers import (
     PartnerServer,
     make_action,
@@ -22,6 +21,7 @@ from channel_helpers import (
     wait_for,
     worker_env,
 )
+
 from streams.contracts.actions import Channel, Result
 
 pytestmark = pytest.mark.slow

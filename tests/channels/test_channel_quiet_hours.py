@@ -1,11 +1,11 @@
 """Quiet hours: pure time arithmetic in the city's time zone."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from channel_helpers import make_action
+
 from channels.policy import quiet_hours_release
 from channels.quiet_hours import QuietHours
 from streams.contracts.actions import Channel
@@ -39,9 +39,9 @@ def test_the_window_includes_its_start_and_excludes_its_end():
 
 def test_utc_input_is_judged_in_city_time():
     # 15:30 UTC is 23:30 in Shanghai (UTC+8).
-    release = NIGHT.release_at(datetime(2026, 3, 1, 15, 30, tzinfo=timezone.utc))
+    release = NIGHT.release_at(datetime(2026, 3, 1, 15, 30, tzinfo=UTC))
     assert release == city(2026, 3, 2, 8, 0)
-    assert release.tzinfo is timezone.utc
+    assert release.tzinfo is UTC
 
 
 def test_same_day_window_and_seconds():

@@ -2,11 +2,11 @@
 
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from channel_helpers import make_action
+
 from channels.claims import ClaimState, ClaimStore
 from channels.held import HeldAction, HeldStore
 from channels.limits import FrequencyCap, RateLimiter
@@ -24,7 +24,7 @@ def valkey(settings):
 
 
 def _outcome(oid: str, result: Result) -> Outcome:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Outcome(outcome_id=oid, action_id=oid, alert_id="al", person_id="p", channel=Channel.sms,
                    result=result, started_at=now, finished_at=now)
 

@@ -5,13 +5,11 @@ processes dying are in test_channel_processes.py.
 """
 
 import base64
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
-from prometheus_client import REGISTRY
-
 from channel_helpers import (
     PartnerServer,
     ThreadWorker,
@@ -22,6 +20,8 @@ from channel_helpers import (
     wait_for,
     webhook_settings,
 )
+from prometheus_client import REGISTRY
+
 from streams.contracts.actions import Channel, Result
 from streams.contracts.alerts import Tier
 from streams.contracts.internal import DeadLetter, DeadLetterReason
@@ -108,8 +108,11 @@ def test_unreadable_actions_become_dead_letters_and_the_worker_goes_on(settings,
     outcomes.read_until(outcome_ids_cover({good.action_id}))
 
     dead = consumer_factory(catalog.topic("dead_letter").name)
-    mine = lambda ms: [msgspec.json.decode(m.value(), type=DeadLetter) for m in ms
-                       if msgspec.json.decode(m.value(), type=DeadLetter).source_topic == topic]
+
+    def mine(ms) -> list[DeadLetter]:
+        return [msgspec.json.decode(m.value(), type=DeadLetter) for m in ms
+                if msgspec.json.decode(m.value(), type=DeadLetter).source_topic == topic]
+
     letters = mine(dead.read_until(lambda ms: len(mine(ms)) >= 4))
     assert [d.reason for d in letters] == [DeadLetterReason.not_json, DeadLetterReason.schema_violation,
                                            DeadLetterReason.not_utf8, DeadLetterReason.schema_violation]
@@ -136,7 +139,7 @@ def test_quiet_hours_hold_low_tier_until_they_end_and_let_urgent_ones_through(se
     messages = outcomes.read_until(outcome_ids_cover({low.action_id}))
     [released] = outcomes_of(messages, {low.action_id})
     assert released.result is Result.delivered
-    assert released.started_at >= end.astimezone(timezone.utc).replace(microsecond=0), "not before the quiet hours end"
+    assert released.started_at >= end.astimezone(UTC).replace(microsecond=0), "not before the quiet hours end"
     assert partner.calls_for({low.action_id})[0].at >= int(end.timestamp())
 
 

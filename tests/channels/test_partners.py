@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -41,7 +41,7 @@ ENCODE = msgspec.json.Encoder().encode
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def bank_request(key: bytes, *, kind=RequestKind.apply, account="acct_0001", bank="ICBC", ref="a" * 32,

@@ -29,7 +29,8 @@ def oversight_catalog(servers) -> Catalog:
     extra = {}
     for contract, topic_id in STAND_INS.items():
         if contract not in known and topic_id not in catalog.topics:
-            extra[topic_id] = TopicSpec(id=topic_id, name=f"test.oversight.{topic_id}", purpose="stand-in for tests",
+            extra[topic_id] = TopicSpec(id=topic_id, name=f"test.oversight.{topic_id}", domain="oversight",
+                                        purpose="stand-in for tests",
                                         partitions=1, key="person id", contract=contract, producers=["tests"],
                                         consumers=["oversight/ledger.py"])
     full = Catalog(app_id=catalog.app_id, defaults=catalog.defaults, topics={**catalog.topics, **extra})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgspec
@@ -37,7 +37,7 @@ from streams.contracts.dissuasion import (
     RequestKind,
 )
 
-T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 SIG = "0" * 64
 ENCODE = msgspec.json.encode
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import threading
 import zlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -25,7 +25,7 @@ from streams.contracts import Channel, Result
 from streams.kafka import producer_config
 from streams.settings import Settings
 
-NOW = datetime(2026, 11, 21, 10, 0, tzinfo=timezone.utc)  # 18:00 in the city: the period is 20 Nov (city time)
+NOW = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)  # 18:00 in the city: the period is 20 Nov (city time)
 
 
 def dissuaded_people(station: str, count: int, prefix: str) -> list[Story]:

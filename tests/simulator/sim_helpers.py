@@ -4,11 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
-from simulator.population import Population
-from simulator.reference import Intel
-
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=timezone(timedelta(hours=8)))
 
 
@@ -32,15 +27,3 @@ class FakeProducer:
     def flush(self, timeout=0):
         self.poll()
         return 0
-
-
-# Fixtures live here, not in a conftest.py: tests/ has no packages, so a second
-# conftest module would shadow the one other test directories import from.
-@pytest.fixture(scope="session")
-def population() -> Population:
-    return Population.generate(2_000, 11)
-
-
-@pytest.fixture(scope="session")
-def intel() -> Intel:
-    return Intel(500, 11)

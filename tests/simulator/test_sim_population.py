@@ -8,8 +8,6 @@ import pytest
 from simulator.population import City, Population, mask
 from streams.contracts.reference import AgeBand
 
-from sim_helpers import population  # noqa: F401 (fixture)
-
 E164_CN_MOBILE = re.compile(r"^\+861[3-9]\d{9}$")
 
 

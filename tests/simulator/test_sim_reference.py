@@ -2,14 +2,18 @@ from collections import Counter
 
 import msgspec
 
+from sim_helpers import NOW
 from simulator.population import Population
 from simulator.reference import (
-    FRAUD_TYPOLOGIES, Intel, intel_updates, location_updates, registry_updates, retired_numbers,
+    FRAUD_TYPOLOGIES,
+    Intel,
+    intel_updates,
+    location_updates,
+    registry_updates,
+    retired_numbers,
 )
 from streams.contracts.common import UpdateOp
 from streams.contracts.reference import IdentifierKind, IntelKind, IntelUpdate, RegistryUpdate
-
-from sim_helpers import NOW, intel, population  # noqa: F401 (fixtures)
 
 
 def roundtrip(message, contract):

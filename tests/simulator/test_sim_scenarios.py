@@ -5,6 +5,7 @@ from urllib.parse import urlsplit
 import msgspec
 import pytest
 
+from sim_helpers import NOW
 from simulator import scenarios as sc
 from simulator.malformed import MALFORMATIONS, break_message
 from simulator.reference import FRAUD_TYPOLOGIES
@@ -12,8 +13,6 @@ from streams.catalog import get_catalog
 from streams.contracts import AppReport, BankEvent, CaseReport, TelecomEvent, contract
 from streams.contracts.reference import IntelKind
 from streams.contracts.signals import BankKind, CounterpartType, Direction, ReportKind, TelecomKind
-
-from sim_helpers import NOW, intel, population  # noqa: F401 (fixtures)
 
 FOREIGN_OR_VOIP = (CounterpartType.international, CounterpartType.voip_gateway)
 

@@ -6,12 +6,11 @@ from datetime import datetime, timedelta
 import msgspec
 from prometheus_client import REGISTRY
 
+from sim_helpers import FakeProducer
 from simulator.traffic import CN_TZ, TrafficSimulator
 from streams.catalog import get_catalog
 from streams.contracts import contract
 from streams.settings import Settings
-
-from sim_helpers import FakeProducer
 
 SETTINGS = Settings(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
 INPUTS = {t.name: t for t in get_catalog().of_kind("input")}

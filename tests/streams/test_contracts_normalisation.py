@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.contracts import TelecomEvent
 from streams.contracts.common import normalize_phone
@@ -15,7 +16,7 @@ from streams.contracts.examples import EXAMPLES
 from streams.contracts.reference import IntelKind, normalize_intel_value, normalize_url
 from streams.reference import url_probes
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc).isoformat()
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC).isoformat()
 
 
 @pytest.mark.parametrize("raw, e164", [

@@ -51,7 +51,7 @@ def test_every_record_is_forwarded_across_table_recovery_and_the_seek(servers, c
                 producer.produce(source, key=value, value=value)
                 producer.poll(0.02)
             assert producer.flush(10) == 0
-            reader.read_until(lambda messages: {m.value() for m in messages} >= set(offered), timeout=60)
+            reader.read_until(lambda messages, wanted=set(offered): {m.value() for m in messages} >= wanted, timeout=60)
         except AssertionError:
             missing = len(set(offered) - {m.value() for m in reader.messages})
             raise AssertionError(f"{start}: {missing} of 600 records never forwarded; worker log: {log_path}") from None

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-
 from streams.alerting import PersonState, dump, hold_hit, load, take_held_hits
 from streams.contracts.alerts import IntelHit
 from streams.contracts.common import Typology
 from streams.contracts.reference import IntelKind
 from streams.reference import (
-    LookupRequest, ReferenceCache, account_probes, contact_key, contacts_of, decode_invalidation, intel_key,
-    number_probes, parse_contacts,
+    LookupRequest,
+    ReferenceCache,
+    account_probes,
+    contact_key,
+    contacts_of,
+    decode_invalidation,
+    intel_key,
+    number_probes,
+    parse_contacts,
 )
 from streams.rules import get_rules
 from streams.scoring import Fact, apply_hit, is_funds_warning

@@ -16,15 +16,15 @@ import re
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import yaml
 from confluent_kafka import Producer
 
 from streams.catalog import get_catalog
-from streams.contracts.examples import EXAMPLES
 from streams.contracts import DeadLetter, DeadLetterReason
+from streams.contracts.examples import EXAMPLES
 from streams.redrive import REPLAY_HEADER, Letter, plan_replay, replay_of
 from support import Reader, worker_on_own_servers
 
@@ -35,7 +35,7 @@ CELL = "中原区-基站-4711"  # GBK-encoded below; never printed in clear (the
 
 def registry_record(event_id: str, identifier: bytes) -> bytes:
     event = dict(EXAMPLES["RegistryUpdate"], event_id=event_id, identifier_kind="cell", identifier="PLACEHOLDER",
-                 person_id=None, event_time=datetime.now(timezone.utc).isoformat())
+                 person_id=None, event_time=datetime.now(UTC).isoformat())
     return json.dumps(event).encode().replace(b"PLACEHOLDER", identifier)
 
 
@@ -123,7 +123,7 @@ def test_a_fixed_record_is_accepted_on_replay_and_a_still_bad_one_comes_back_onc
 def letter(dead_letter_id: str, topic: str = IN_REGISTRY, truncated: bool = False, replayed_from: str | None = None):
     record = DeadLetter(
         dead_letter_id=dead_letter_id, stage="ingest", source_topic=topic, source_partition=0, source_offset=0,
-        reason=DeadLetterReason.not_json, detail="not JSON", received_at=datetime.now(timezone.utc),
+        reason=DeadLetterReason.not_json, detail="not JSON", received_at=datetime.now(UTC),
         original_size=3, original_sha256="-", original_b64="e30=", original_truncated=truncated)
     return Letter(record, replayed_from)
 

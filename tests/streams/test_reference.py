@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -33,7 +33,7 @@ from streams.reference import (
     write_for,
 )
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 NOW_MS = int(NOW.timestamp() * 1000)
 
 
@@ -203,7 +203,7 @@ def test_newest_event_time_wins_and_tombstones_hold(servers):
 
 def test_expiry_becomes_a_valkey_expireat_and_counts_until_then(servers):
     value = "+8617" + str(uuid.uuid4().int)[:9]
-    written_at = datetime.now(timezone.utc)
+    written_at = datetime.now(UTC)
     expires = written_at + timedelta(seconds=1.5)
 
     async def scenario():

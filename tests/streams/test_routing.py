@@ -70,7 +70,7 @@ def test_routing_mistakes_name_file_line_and_field(tmp_path, old, new, expected)
 
 def test_routing_error_points_at_the_right_line(tmp_path):
     text = ROUTING_TEXT.replace("{channel: sms, priority: 5", "{channel: sms, priority: 12", 1)
-    line = next(n for n, l in enumerate(text.splitlines(), 1) if "priority: 12" in l)
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "priority: 12" in row)
     with pytest.raises(ConfigError, match=rf"routing.yaml:{line}: "):
         load_routing(write(tmp_path, "routing.yaml", text))
 

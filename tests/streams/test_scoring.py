@@ -2,6 +2,7 @@
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from signal_builders import call, report, sms, transfer
 from streams.contracts.alerts import Tier
 from streams.contracts.common import Typology

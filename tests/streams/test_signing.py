@@ -1,7 +1,7 @@
 """Signatures over canonical JSON: stable, tamper-evident, and keys that never default to a constant."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 import pytest
@@ -20,7 +20,7 @@ from streams.signing import (
 )
 
 KEY = b"k" * 32
-AT = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def request(**changes) -> BankRequest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Producer
@@ -28,7 +28,7 @@ def offer_steadily(settings, ids: list[str], per_s: float, done: threading.Event
 
     for n, event_id in enumerate(ids):
         telecom = dict(EXAMPLES["TelecomEvent"], event_id=event_id, subscriber=f"+86138{n:08d}",
-                       event_time=datetime.now(timezone.utc).isoformat())
+                       event_time=datetime.now(UTC).isoformat())
         producer.produce(CATALOG.topic("in_telecom").name, json.dumps(telecom).encode(), key=event_id.encode(),
                          on_delivery=delivered)
         producer.poll(0)
