@@ -35,7 +35,6 @@ from confluent_kafka import KafkaError, TopicPartition
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from mode import Service
 
 from streams.catalog import get_catalog
 from streams.isolation import crash_worker
@@ -48,13 +47,6 @@ log = logging.getLogger(__name__)
 
 class SkippedRecords(RuntimeError):
     """Records a stream partition never delivered were about to be committed past."""
-
-
-class StalledPartition(RuntimeError):
-    """Records past a stream partition's commit that the idle worker neither holds nor reads."""
-
-
-STALL_CHECK_S = 5.0  # how often an idle worker compares its stream partitions' commits with their ends
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,8 +64,6 @@ class GapCheck:
                                       "enable.auto.commit": False, "isolation.level": "read_committed",
                                       "enable.partition.eof": True})
         self._lock = threading.Lock()
-        self._bootstrap = bootstrap
-        self._group_reader: KafkaConsumer | None = None
 
     def records_in(self, topic: str, partition: int, first: int, end: int, timeout_s: float = 10.0) -> bool:
         with self._lock:
@@ -92,23 +82,8 @@ class GapCheck:
             finally:
                 self._reader.unassign()
 
-    def positions(self, group: str, tps: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
-        """For each (topic, partition): the group's committed offset and the partition's end (committed reads)."""
-        with self._lock:
-            if self._group_reader is None:  # asks for the group's commits only: never joins it
-                self._group_reader = KafkaConsumer({"bootstrap.servers": self._bootstrap, "group.id": group,
-                                                    "enable.auto.commit": False, "isolation.level": "read_committed"})
-            committed = self._group_reader.committed([TopicPartition(t, p) for t, p in tps], timeout=10)
-            out = {}
-            for tp in committed:
-                _, end = self._group_reader.get_watermark_offsets(tp, timeout=10, cached=False)
-                out[(tp.topic, tp.partition)] = (max(tp.offset, 0), end)
-            return out
-
     def close(self) -> None:
         self._reader.close()
-        if self._group_reader is not None:
-            self._group_reader.close()
 
 
 class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -206,62 +181,11 @@ class TunedConsumer(faust_aiokafka.Consumer):
                          "the worker so that it is restarted and reads them again", tp.topic, tp.partition,
                          offset_from, offset_to - 1)
         # Not registered as a gap, so no commit passes the skipped records; the restart reads them.
-        self._stopping_to_reread = True
         crash_worker(self.app, "consumer", SkippedRecords(f"{tp.topic}[{tp.partition}] {offset_from}..{offset_to - 1}"),
                      exit_code=EXIT_TO_REREAD)
         # Nothing more goes to the streams: each record handled from here on is work the restart
         # does again, with table writes the stop may drop. Faust's stop cancels this wait.
         await asyncio.Event().wait()
-
-    _stalled_since: dict = {}  # (tp, committed offset) -> when first seen with records past it
-    _stopping_to_reread = False
-
-    @Service.timer(STALL_CHECK_S)
-    async def _check_stalled_partitions(self) -> None:
-        """Restart to reread a stream partition with records past its commit while the worker sits idle.
-
-        A rebalance can leave a partition's last record unread and uncommitted: no later record
-        exposes it as a gap (`_add_gap`), so it waited for the next restart (a quiet app-report
-        partition, in the fault suite). After `stream_stall_s` of that, the worker stops to reread.
-        """
-        app = self.app
-        if app.rebalancing or app.in_recovery:
-            self._stalled_since = {}
-            return
-        if self._stopping_to_reread or self._unacked_messages:  # busy: a slow record is not a stall
-            return
-        # Acknowledged stream topics only: changelogs are read by recovery, Faust's leader topic is not acked.
-        tps = [tp for tp in self.assignment() if not self._is_changelog_tp(tp) and app.topics.acks_enabled_for(tp.topic)
-               and not self._acked.get(tp)]
-        if not tps:
-            return
-        if self._gap_check is None:
-            self._gap_check = GapCheck(get_settings().kafka_bootstrap_servers)
-        try:
-            positions = await asyncio.to_thread(self._gap_check.positions, app.conf.id,
-                                                [(tp.topic, tp.partition) for tp in tps])
-        except Exception as exc:  # the broker is restarting: ask again next time
-            log.warning("stall check: no positions (%s)", type(exc).__name__)
-            return
-        now, stall_s = time.monotonic(), get_settings().stream_stall_s
-        since = {}
-        for tp in tps:
-            committed, end = positions.get((tp.topic, tp.partition), (0, 0))
-            if committed < end:
-                since[(tp, committed)] = self._stalled_since.get((tp, committed), now)
-        self._stalled_since = since
-        for (tp, committed), first in since.items():
-            end = positions[(tp.topic, tp.partition)][1]
-            if now - first < stall_s or not await asyncio.to_thread(self._gap_check.records_in, tp.topic,
-                                                                     tp.partition, committed, end):
-                continue  # not yet, or only transaction markers and aborted records past the commit
-            log.critical("%s[%d]: records %d..%d unread and uncommitted for %.0f s by an idle worker: stopping the "
-                         "worker so that it is restarted and reads them", tp.topic, tp.partition, committed, end - 1,
-                         now - first)
-            self._stopping_to_reread = True
-            crash_worker(app, "consumer", StalledPartition(f"{tp.topic}[{tp.partition}] {committed}..{end - 1}"),
-                         exit_code=EXIT_TO_REREAD)
-            return
 
     async def on_stop(self) -> None:
         await super().on_stop()

@@ -33,10 +33,7 @@ _lock = threading.Lock()
 
 
 def arm_backstop(after_s: float) -> None:
-    """In `after_s`: every thread's stack to file descriptor 2 (the log), then _exit(1).
-
-    The earliest deadline asked for wins (faulthandler keeps one).
-    """
+    """In `after_s`: every thread's stack to file descriptor 2 (the log), then _exit(1); the earliest deadline asked for wins."""
     global _backstop_at
     at = time.monotonic() + after_s
     with _lock:

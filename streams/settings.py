@@ -51,12 +51,6 @@ class Settings(BaseSettings):
         "leaving its group (kill -9, a lost machine) wait before another member takes them.",
     )
     broker_heartbeat_interval_s: float = Field(1.0, gt=0, description="Group heartbeat.")
-    stream_stall_s: float = Field(
-        30.0,
-        ge=1,
-        description="A stream worker with nothing in hand whose partition keeps records past its commit this long "
-        "stops itself so that it is restarted and reads them (streams/faust_transport.py).",
-    )
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger: a few ms batches sends and saves broker CPU."
     )

@@ -12,8 +12,6 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.process_exit import EXIT_TO_REREAD
-
 WORKER = Path(__file__).with_name("slow_seek_worker.py")
 PROJECT_ROOT = WORKER.parents[2]
 
@@ -95,38 +93,3 @@ def test_the_gap_check_tells_skipped_records_from_what_the_broker_does_not_have(
         assert check.records_in(topic, 0, 5, 10)  # ... but 9 is there
     finally:
         check.close()
-
-
-def test_an_idle_worker_whose_partition_keeps_an_unread_record_stops_to_reread_it(servers, tmp_path):
-    # A rebalance left a quiet partition's last record unread and uncommitted, and no later
-    # record exposed the gap: it waited for the next restart (the fault suite's drain never ended).
-    app_id = f"test-stall-{uuid.uuid4().hex[:8]}"
-    source = f"{app_id}.in"
-    admin = AdminClient({"bootstrap.servers": servers.bootstrap})
-    admin.create_topics([NewTopic(source, num_partitions=1, replication_factor=1)])[source].result(10)
-    producer = Producer({"bootstrap.servers": servers.bootstrap})
-    for value in (b"first", b"skip-next"):
-        producer.produce(source, value=value)
-    assert producer.flush(10) == 0
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-           "STALL_APP_ID": app_id, "STALL_SOURCE": source, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap,
-           "ANTIFRAUD_STREAM_STALL_S": "3"}
-    log_path = tmp_path / "stalling worker.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, str(WORKER.with_name("stalling_worker.py")), "worker"],
-                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while b"b'skip-next'" not in log_path.read_bytes():  # its fetch position is now past the next record
-            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
-        producer.produce(source, value=b"left unread")
-        assert producer.flush(10) == 0
-        code = worker.wait(90)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        raise AssertionError(f"the worker sat on an unread record; log: {log_path}") from None
-    text = log_path.read_text(errors="replace")
-    assert code == EXIT_TO_REREAD, text[-3000:]
-    assert "records 2..2 unread and uncommitted" in text
-    assert "b'left unread'" not in text  # what the restart reads
