@@ -5,8 +5,9 @@ feed's transactional producer may abort, and what it aborted never happened, so 
 worker's consumer reads committed records only (TunedConsumerThread).
 
 Races: records fetched around the end of a rebalance were lost, by Faust's live set of
-active partitions (TunedConsumerThread.getmany) and by its resume before the seek
-(TunedConsumer); tests/streams/test_faust_transport.py.
+active partitions (TunedConsumerThread.getmany), by its resume before the seek
+(TunedConsumer), and by aiokafka's seek to the commits, which passes over a partition the
+group never committed (`seek_to_committed`); tests/streams/test_faust_transport.py.
 
 Gaps: Faust takes a jump in a partition's offsets for records the broker does not have
 (transaction markers, aborted or compacted records) and commits past it. Records skipped by
@@ -15,6 +16,13 @@ partition after a worker kill, committed past in one step (docs/reliability.md).
 is checked against the broker (TunedConsumer._add_gap): if records were really skipped, the
 jump is not taken as a gap (no commit passes them) and the worker stops so that it is
 restarted and reads them again; every stage is idempotent.
+
+Stalls: a rebalance can also leave a quiet partition's last records unread and uncommitted,
+and no later record exposes them as a gap (a fault run's drain never ended:
+antifraud.in.app-report[3] committed 5, end 6, both workers idle). So a worker that holds
+nothing of a stream partition whose commit stays behind its end rereads it from the commit
+(TunedConsumer._reread_stalled_partitions). A reread is safe where a restart was not (one
+restarted a worker in the middle of its reference load): every stage is idempotent.
 
 Record batches: `send_record_batches` queues a micro-batch's records for a partition as
 one batch (streams.outbox): one call instead of one send (and one future) per record.
@@ -35,6 +43,7 @@ from confluent_kafka import KafkaError, TopicPartition
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode import Service
 
 from streams.catalog import get_catalog
 from streams.isolation import crash_worker
@@ -56,6 +65,9 @@ def compacted_topics() -> frozenset[str]:
                      if "compact" in (spec.cleanup_policy or catalog.defaults.cleanup_policy))
 
 
+STALL_CHECK_S = 5.0  # how often a worker looks for stream partitions it holds nothing of, behind their end
+
+
 class GapCheck:
     """Does a partition hold committed records in [first, end)? One reader, reused, off the event loop."""
 
@@ -64,6 +76,8 @@ class GapCheck:
                                       "enable.auto.commit": False, "isolation.level": "read_committed",
                                       "enable.partition.eof": True})
         self._lock = threading.Lock()
+        self._bootstrap = bootstrap
+        self._group_reader: KafkaConsumer | None = None
 
     def records_in(self, topic: str, partition: int, first: int, end: int, timeout_s: float = 10.0) -> bool:
         with self._lock:
@@ -82,8 +96,22 @@ class GapCheck:
             finally:
                 self._reader.unassign()
 
+    def positions(self, group: str, tps: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[int, int]]:
+        """For each (topic, partition): where the group reads from (its commit, else the log start) and the end."""
+        with self._lock:
+            if self._group_reader is None:  # asks for the group's commits only: never joins it
+                self._group_reader = KafkaConsumer({"bootstrap.servers": self._bootstrap, "group.id": group,
+                                                    "enable.auto.commit": False, "isolation.level": "read_committed"})
+            out = {}
+            for tp in self._group_reader.committed([TopicPartition(t, p) for t, p in tps], timeout=10):
+                start, end = self._group_reader.get_watermark_offsets(tp, timeout=10, cached=False)
+                out[(tp.topic, tp.partition)] = (tp.offset if tp.offset >= 0 else start, end)
+            return out
+
     def close(self) -> None:
         self._reader.close()
+        if self._group_reader is not None:
+            self._group_reader.close()
 
 
 class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -104,6 +132,33 @@ class TunedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             if not active_partitions:
                 return {}
         return await super().getmany(active_partitions, timeout)
+
+    async def seek_to_committed(self):
+        return await self.call_thread(seek_to_committed, self._ensure_consumer(), self.consumer._is_changelog_tp,
+                                      self.consumer.app.conf.consumer_auto_offset_reset)
+
+
+async def seek_to_committed(consumer, is_changelog, auto_offset_reset: str = "earliest") -> dict:
+    """aiokafka's seek_to_committed, and a seek for the stream partitions it leaves where they are.
+
+    aiokafka seeks only partitions whose commit is above 0, and Faust relies on this seek after
+    records it fetched and then dropped (fetched while its flow was stopped, or during a new
+    rebalance). A partition the group never committed kept its fetch position past them: a
+    fault run's worker sat on 688 unread registry records, and a later record would have been
+    committed past them. Changelogs are left alone: Faust's recovery seeks them itself.
+    """
+    committed = await consumer.seek_to_committed()
+    never = []
+    for tp, offset in committed.items():
+        if offset or is_changelog(tp):
+            continue
+        if offset == 0:
+            consumer.seek(tp, 0)
+        else:
+            never.append(tp)
+    if never:  # where the group would start reading them
+        await (consumer.seek_to_end if auto_offset_reset == "latest" else consumer.seek_to_beginning)(*never)
+    return committed
 
 
 class TunedConsumer(faust_aiokafka.Consumer):
@@ -186,6 +241,68 @@ class TunedConsumer(faust_aiokafka.Consumer):
         # Nothing more goes to the streams: each record handled from here on is work the restart
         # does again, with table writes the stop may drop. Faust's stop cancels this wait.
         await asyncio.Event().wait()
+
+    _stalled_since: dict = {}  # (generation, tp, where the group reads from, read offset) -> first seen idle
+
+    def _holds_records_of(self, tp) -> bool:
+        """In hand: fetched and queued for a stream, taken by one and unacknowledged, or acknowledged and not committed."""
+        if self._acked.get(tp) or any(message.tp == tp for message in list(self._unacked_messages)):
+            return True
+        return any(event.message.tp == tp for channel in self.app.topics._tp_index.get(tp, ())
+                   for event in channel.queue._queue)
+
+    @Service.timer(STALL_CHECK_S)
+    async def _reread_stalled_partitions(self) -> None:
+        """Reread from the commit a stream partition the worker holds nothing of while its end stays ahead.
+
+        Only while no rebalance or recovery runs and the flow is on; the state must hold, unchanged,
+        for `stream_stall_s`, and the broker must show real records past the commit (not only
+        transaction markers or aborted records).
+        """
+        app = self.app
+        if app.rebalancing or app.in_recovery or not self.flow_active or not app.flow_control.is_active():
+            self._stalled_since = {}
+            return
+        tps = [tp for tp in self.assignment() if not self._is_changelog_tp(tp)
+               and app.topics.acks_enabled_for(tp.topic) and not self._holds_records_of(tp)]
+        if not tps:
+            self._stalled_since = {}
+            return
+        if self._gap_check is None:
+            self._gap_check = GapCheck(get_settings().kafka_bootstrap_servers)
+        try:
+            positions = await asyncio.to_thread(self._gap_check.positions, app.conf.id,
+                                                [(tp.topic, tp.partition) for tp in tps])
+        except Exception as exc:  # the broker is restarting, say: look again next time
+            log.warning("stall check: no positions from the broker (%s)", type(exc).__name__)
+            return
+        now, generation, stall_s = time.monotonic(), app.consumer_generation_id, get_settings().stream_stall_s
+        since = {}
+        for tp in tps:
+            start, end = positions.get((tp.topic, tp.partition), (0, 0))
+            if start < end and not self._holds_records_of(tp):
+                key = (generation, tp, start, self._read_offset.get(tp))
+                since[key] = self._stalled_since.get(key, now)
+        self._stalled_since = since
+        for (_, tp, start, read_offset), first in list(since.items()):
+            end = positions[(tp.topic, tp.partition)][1]
+            if now - first < stall_s:
+                continue
+            try:
+                unread = await asyncio.to_thread(self._gap_check.records_in, tp.topic, tp.partition, start, end)
+            except Exception as exc:
+                log.warning("stall check: %s[%d] unanswered (%s)", tp.topic, tp.partition, type(exc).__name__)
+                continue
+            if not unread or app.rebalancing or generation != app.consumer_generation_id:
+                continue  # only markers and aborted records past the commit, or the assignment moved on
+            paused = tp not in self._get_active_partitions()
+            log.error("%s[%d]: records %d..%d unread for %.0f s while the worker held nothing of the partition "
+                      "(read offset %s, %s): reading again from %d", tp.topic, tp.partition, start, end - 1,
+                      now - first, read_offset, "paused" if paused else "active", start)
+            await self.seek(tp, start)
+            if paused and tp not in self._resume_deferred:
+                super().resume_partitions({tp})
+            self._stalled_since.pop((generation, tp, start, read_offset), None)
 
     async def on_stop(self) -> None:
         await super().on_stop()

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         "leaving its group (kill -9, a lost machine) wait before another member takes them.",
     )
     broker_heartbeat_interval_s: float = Field(1.0, gt=0, description="Group heartbeat.")
+    stream_stall_s: float = Field(
+        20.0,
+        ge=1,
+        description="A stream worker that holds nothing of a partition whose commit stays behind its end this "
+        "long reads it again from the commit (streams/faust_transport.py).",
+    )
     producer_linger_ms: int = Field(
         5, ge=0, description="Producer linger: a few ms batches sends and saves broker CPU."
     )

@@ -93,3 +93,78 @@ def test_the_gap_check_tells_skipped_records_from_what_the_broker_does_not_have(
         assert check.records_in(topic, 0, 5, 10)  # ... but 9 is there
     finally:
         check.close()
+
+
+def test_a_worker_rereads_a_partition_whose_last_record_it_left_unread(servers, tmp_path):
+    # A rebalance left a quiet partition's last record unread and uncommitted, and no later
+    # record exposed the gap: it waited for the next restart (the fault suite's drain never ended).
+    app_id = f"test-stall-{uuid.uuid4().hex[:8]}"
+    source = f"{app_id}.in"
+    admin = AdminClient({"bootstrap.servers": servers.bootstrap})
+    admin.create_topics([NewTopic(source, num_partitions=1, replication_factor=1)])[source].result(10)
+    producer = Producer({"bootstrap.servers": servers.bootstrap})
+    for value in (b"first", b"skip-next"):
+        producer.produce(source, value=value)
+    assert producer.flush(10) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+           "STALL_APP_ID": app_id, "STALL_SOURCE": source, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap,
+           "ANTIFRAUD_STREAM_STALL_S": "3"}
+    log_path = tmp_path / "stalling worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen([sys.executable, str(WORKER.with_name("stalling_worker.py")), "worker"],
+                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"b'skip-next'" not in log_path.read_bytes():  # its fetch position is now past the next record
+            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        producer.produce(source, value=b"left unread")
+        assert producer.flush(10) == 0
+        deadline = time.monotonic() + 60
+        while b"b'left unread'" not in log_path.read_bytes():
+            assert worker.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, f"the worker sat on an unread record; log: {log_path}"
+            time.sleep(0.2)
+        assert b"reading again from 2" in log_path.read_bytes()
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def test_the_seek_to_commits_also_moves_partitions_without_a_commit_above_zero(servers, topic_factory):
+    # Faust seeks to the commits after dropping records it fetched while its flow was stopped;
+    # aiokafka's own seek passes over a partition with no commit or a commit at 0, which kept
+    # its fetch position past the dropped records.
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import OffsetAndMetadata
+    from aiokafka.structs import TopicPartition as AioTP
+
+    from streams.faust_transport import seek_to_committed
+
+    topic = topic_factory(partitions=4)
+    producer = Producer({"bootstrap.servers": servers.bootstrap})
+    for partition in range(4):
+        for n in range(5):
+            producer.produce(topic, value=b"%d" % n, partition=partition)
+    assert producer.flush(10) == 0
+    committed_at, changelog = {1: 0, 2: 3}, 3  # partition 0: no commit; 3: stands for a changelog
+
+    async def scenario():
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers.bootstrap, group_id=f"seek-{uuid.uuid4()}",
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            read = 0
+            while read < 20:
+                read += sum(len(records) for records in (await consumer.getmany(timeout_ms=1000)).values())
+            tps = {p: AioTP(topic, p) for p in range(4)}
+            await consumer.commit({tps[p]: OffsetAndMetadata(offset, "") for p, offset in committed_at.items()})
+            assert {p: await consumer.position(tp) for p, tp in tps.items()} == dict.fromkeys(range(4), 5)
+            await seek_to_committed(consumer, lambda tp: tp.partition == changelog)
+            return {p: await consumer.position(tp) for p, tp in tps.items()}
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(scenario()) == {0: 0, 1: 0, 2: 3, 3: 5}

@@ -1,0 +1,44 @@
+"""A tiny Faust worker on streams.faust_transport that leaves its partition's last record unread.
+
+    python tests/streams/stalling_worker.py worker
+
+Run by test_faust_transport.py. On b"skip-next" its agent moves the fetch position past the
+next record, as a rebalance was seen to leave a quiet partition's last record: unread,
+uncommitted, and exposed by no later record. The worker then holds nothing of the partition.
+"""
+
+from __future__ import annotations
+
+import os
+
+import faust
+from faust.types import TP
+
+from streams import faust_transport  # noqa: F401 (registers the tunedkafka transport)
+from streams.process_exit import run_to_exit
+
+app = faust.App(
+    os.environ["STALL_APP_ID"],
+    broker=f"tunedkafka://{os.environ['KAFKA_BOOTSTRAP_SERVERS']}",
+    store="memory://",
+    topic_partitions=1,
+    topic_allow_declare=False,  # the test creates the topic
+    topic_disable_leader=True,
+    consumer_auto_offset_reset="earliest",
+    broker_commit_interval=0.5,
+    web_enabled=False,
+)
+source = app.topic(os.environ["STALL_SOURCE"], key_type=bytes, value_type=bytes, key_serializer="raw",
+                   value_serializer="raw")
+
+
+@app.agent(source, name="read_until_skip")
+async def read_until_skip(stream):
+    async for event in stream.events():
+        print("read", event.value, flush=True)
+        if event.value == b"skip-next":
+            await app.consumer.seek(TP(event.message.topic, event.message.partition), event.message.offset + 2)
+
+
+if __name__ == "__main__":
+    run_to_exit(faust.Worker(app, loglevel="info"))
