@@ -17,8 +17,8 @@ install: $(STAMP)
 run: $(STAMP)  ## the platform on the embedded broker and Valkey, with the simulator
 	$(BIN)/antifraud up
 
-test: lint  ## ruff, then the whole suite against real embedded servers
-	$(BIN)/pytest
+test: lint  ## ruff, then the whole suite against real embedded servers, two test processes (a file each)
+	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: $(STAMP)  ## ruff's checks (pyproject [tool.ruff]): seconds
 	$(BIN)/ruff check .

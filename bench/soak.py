@@ -182,8 +182,13 @@ def stage_labels(catalog: Catalog, stages: tuple[str, ...]) -> dict[str, str]:
     return {topic: "+".join(names) for topic, names in by_topic.items()}
 
 
-def measure_lag(broker: Broker, catalog: Catalog, labels: dict[str, str]) -> dict[str, dict]:
-    """Per stage: records not yet committed and the age (s) of the oldest of them."""
+def measure_lag(broker: Broker, catalog: Catalog, labels: dict[str, str],
+                channel_inputs: dict[str, list[str]] | None = None) -> dict[str, dict]:
+    """Per stage: records not yet committed and the age (s) of the oldest of them.
+
+    `labels`: the stream stages' input topics; `channel_inputs`: channel worker (label) -> its
+    topics. Those are counted from the start, before their group has joined or committed.
+    """
     internal = {t.name for t in catalog.topics.values() if t.kind in ("changelog", "faust")}
     positions: dict[tuple[str, str, int], tuple[str, int | None]] = {}  # (group, topic, partition) -> (stage, committed)
     for group in broker.groups():
@@ -195,6 +200,12 @@ def measure_lag(broker: Broker, catalog: Catalog, labels: dict[str, str]) -> dic
             else:
                 label = group.removeprefix(f"{catalog.app_id}-")
             positions[(group, topic, partition)] = (label, committed)
+    # Stages and channel workers before their group has joined or committed: everything on their inputs waits.
+    for topic, partition in broker.partitions(sorted(labels)):
+        positions.setdefault((catalog.app_id, topic, partition), (labels[topic], None))
+    for label, topics in (channel_inputs or {}).items():
+        for topic, partition in broker.partitions(topics):
+            positions.setdefault((f"{catalog.app_id}-{label}", topic, partition), (label, None))
     tps = sorted({(t, p) for _, t, p in positions})
     ends = broker.offsets(tps, OffsetSpec.latest())
     starts = broker.offsets(sorted({(t, p) for (_, t, p), (_, c) in positions.items() if c is None}),
@@ -358,7 +369,9 @@ def take_sample(platform, broker: Broker, catalog: Catalog, labels: dict[str, st
             rss[child.name] = tree_rss_mb(child.process.pid)
     rss["soak"] = round(psutil.Process().memory_info().rss / MB, 1)  # itself only: its children are listed above
     inputs_before = latency.inputs_read
-    lag = measure_lag(broker, catalog, labels)
+    channels = [child.name.removeprefix("ch-") for child in platform.children if child.name.startswith("ch-")]
+    lag = measure_lag(broker, catalog, labels,
+                      {f"channel-{name}": [catalog.topic(f"actions_{name}").name] for name in channels})
     lat = latency.sample()
     elapsed = time.monotonic() - started
     worst = max(lag.items(), key=lambda kv: kv[1]["age_s"], default=(None, {"age_s": 0.0}))

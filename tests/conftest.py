@@ -37,6 +37,10 @@ def pytest_collection_modifyitems(items):
         if (INTEGRATION_FIXTURES & set(getattr(item, "fixturenames", ())) or own_servers
                 or item.get_closest_marker("slow") or item.get_closest_marker("faults")):
             item.add_marker(pytest.mark.integration)
+    # `make test` runs two pytest-xdist workers, a file at a time: files with the longest tests
+    # go first, so that neither worker ends the run alone on one of them.
+    heavy = {item.path for item in items if item.get_closest_marker("slow") or item.get_closest_marker("faults")}
+    items.sort(key=lambda item: item.path not in heavy)
 
 
 @pytest.fixture(scope="session")
