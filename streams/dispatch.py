@@ -10,6 +10,7 @@ brought back to the person's alert_state.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 import msgspec
@@ -24,6 +25,7 @@ from streams.dissuasion import (
     ACTIONS,
     BANK_REQUESTS,
     CARRIER_REQUESTS,
+    DUTY_DESK_VISITS,
     ESCALATIONS,
     Planned,
     bank_request,
@@ -31,6 +33,8 @@ from streams.dissuasion import (
 )
 from streams.routing import PartnerKeys, bank_topic_id, get_partners, get_routing
 from streams.valkey import until_valkey_answers
+
+log = logging.getLogger(__name__)
 
 ENCODE = msgspec.json.Encoder().encode
 REQUEST_TTL_S = 14 * 86400  # longer than any request lives (48 h, renewals included)
@@ -75,6 +79,11 @@ async def recall_request(stage: str, valkey: aioredis.Redis, request_id: str) ->
 async def send_action(stage: str, valkey: aioredis.Redis, action: Action, partition: int, now: datetime) -> None:
     """An action to its channel; a line suspension as a signed CarrierRequest."""
     ACTIONS.labels(action.channel.value, str(action.priority)).inc()
+    if action.target.station_reason:
+        # Each one is a person the registry could not place: the count shows where it has gaps.
+        DUTY_DESK_VISITS.labels(action.target.station).inc()
+        log.info("%s: visit %s for alert %s to duty desk %s (%s)", stage, action.action_id, action.alert_id,
+                 action.target.station, action.target.station_reason)
     if action.channel is not Channel.line_suspension:
         await ACTION_TOPICS[action.channel].send(key=action.person_id.encode(), value=ENCODE(action))
         return

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from prometheus_client import Counter, Gauge, Histogram
 
 from streams.contracts.actions import Action, Channel, Target
-from streams.contracts.alerts import TIER_RANK, Alert, Tier
+from streams.contracts.alerts import TIER_RANK, Alert, Jurisdiction, Tier
 from streams.contracts.dissuasion import (
     BankReasonCode,
     BankRequest,
@@ -24,7 +24,7 @@ from streams.contracts.dissuasion import (
     RequestKind,
 )
 from streams.kafka import key_partition
-from streams.routing import PartnerKeys, Partners, Routing
+from streams.routing import UNPLACED, DutyDesks, PartnerKeys, Partners, Routing
 from streams.signing import alert_ref, signed
 
 PHONE_CHANNELS = {Channel.sms, Channel.ai_voice, Channel.hotline_call, Channel.app_push}
@@ -61,6 +61,11 @@ CARRIER_REQUESTS = Counter(
 UNROUTABLE = Counter(
     "antifraud_actions_unroutable_total", "Planned actions that could not be sent, by channel and why", ["channel", "why"]
 )
+DUTY_DESK_VISITS = Counter(
+    "antifraud_visits_to_duty_desk_total",
+    "Visits sent to a duty desk because no police station could be placed, by desk (gaps in the registry)",
+    ["desk"],
+)
 FORWARDED = Counter(
     "antifraud_escalate_forwarded_total",
     "Outcomes keyed with another partitioner than murmur2, sent on to their person's partition",
@@ -96,12 +101,34 @@ class Planned:
     slot: str | None  # None: no other agent could plan it (retries, supervisor visits)
 
 
-def target_for(channel: Channel, alert: Alert, partners: Partners) -> Target | None:
+NO_STATION = "no registered home, cell or branch"
+
+
+def visit_target(where: Jurisdiction, desks: DutyDesks) -> Target:
+    """The station that makes the visit: the person's, else a duty desk that exists, saying why.
+
+    The station comes from the registry (home), else from a registered cell or bank branch
+    (streams.reference); enrich writes "unknown" when none of them placed the person. A
+    visit to "unknown" reaches nobody, and an emergency visit must reach somebody: the
+    county's duty desk when any evidence gave the county, else the city centre's.
+    """
+    if where.station not in UNPLACED:
+        return Target(station=where.station, grid=where.grid)
+    desk = desks.counties.get(where.county)
+    if desk is not None:
+        return Target(station=desk, grid=where.grid, station_reason=f"{NO_STATION}: county duty desk")
+    # Say which evidence was missing: an unknown county is a registry gap, a county without a
+    # desk is a gap in routing.yaml (the centre takes it either way).
+    why = "county unknown" if where.county in UNPLACED else f"county {where.county} has no duty desk"
+    return Target(station=desks.city_centre, grid=where.grid, station_reason=f"{NO_STATION}, {why}: city centre duty desk")
+
+
+def target_for(channel: Channel, alert: Alert, partners: Partners, desks: DutyDesks) -> Target | None:
     """Where the channel acts, or None when the alert lacks what it needs."""
     if channel in PHONE_CHANNELS:
         return Target(phone=alert.phone) if alert.phone else None
     if channel is Channel.police_visit:
-        return Target(station=alert.jurisdiction.station, grid=alert.jurisdiction.grid)
+        return visit_target(alert.jurisdiction, desks)
     if channel is Channel.line_suspension and alert.phone and alert.carrier in partners.carriers:
         return Target(phone=alert.phone, carrier=alert.carrier)
     return None
@@ -113,7 +140,7 @@ def plan_tier(alert: Alert, tier: Tier, reason: str, base: datetime, routing: Ro
     version = alert.version if version is None else version
     planned = []
     for rule in routing.tiers[tier].actions:
-        target = target_for(rule.channel, alert, partners)
+        target = target_for(rule.channel, alert, partners, routing.duty_desks)
         if target is None:
             UNROUTABLE.labels(rule.channel.value, "no_phone_or_carrier").inc()
             continue

@@ -85,11 +85,47 @@ class LineSuspensionPolicy(_Strict):
     expires_s: float = Field(gt=0)
 
 
+# Unit codes as the registry writes them (streams.contracts.common.Code): letters, digits, - and _.
+UNIT_CODE = r"^[A-Za-z0-9_-]{1,32}$"
+# What enrich and correlate write where the evidence placed the person nowhere.
+UNPLACED = frozenset({"", "unknown"})
+
+
+class DutyDesks(_Strict):
+    """值班台: the units that take a visit no police station can be placed for.
+
+    A person not in the registry whose cell and bank branch are not registered either has
+    the station "unknown"; a visit sent there reaches nobody. The county bureau's duty desk
+    takes it when the evidence gave a county, else the city anti-fraud centre's, which is
+    always there.
+    """
+
+    city_centre: str = Field(pattern=UNIT_CODE)
+    counties: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _codes(self) -> DutyDesks:
+        for county, desk in self.counties.items():
+            if not re.fullmatch(UNIT_CODE, county) or county in UNPLACED:
+                raise ValueError(f"counties: {county!r} is not a county code")
+            if not re.fullmatch(UNIT_CODE, desk) or desk in UNPLACED:
+                raise ValueError(f"counties.{county}: {desk!r} is not a unit code")
+        desks = [*self.counties.values(), self.city_centre]
+        shared = sorted({d for d in desks if desks.count(d) > 1})
+        if shared:
+            # Two units behind one code: oversight could not tell which of them held the visit.
+            raise ValueError(f"duty desk {', '.join(shared)} is named twice")
+        if self.city_centre in UNPLACED:
+            raise ValueError("city_centre: a duty desk needs a unit code")
+        return self
+
+
 class Routing(_Strict):
     tiers: dict[Tier, TierRule]
     escalation: EscalationPolicy
     bank_requests: BankRequestPolicy
     line_suspension: LineSuspensionPolicy
+    duty_desks: DutyDesks
     scripts: dict[str, str]
 
     @model_validator(mode="after")

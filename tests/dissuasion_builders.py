@@ -26,13 +26,14 @@ def new_person() -> str:
 def alert(person_id: str, tier: Tier = Tier.low, *, alert_id: str | None = None, version: int = 1,
           previous_tier: Tier | None = None, at: datetime | None = None, phone: str | None = PHONE,
           carrier: str | None = "china_mobile", accounts=(("ICBC", "acct_0001"),),
-          typology: Typology = Typology.impersonate_police) -> Alert:
+          typology: Typology = Typology.impersonate_police, jurisdiction: Jurisdiction = JURISDICTION,
+          identity_resolved: bool = True) -> Alert:
     at = at or now()
     return Alert(
         alert_id=alert_id or f"AL-{person_id}-{tier.value}", version=version, person_id=person_id,
-        identity_resolved=True, tier=tier, typology=typology, score=0.9,
+        identity_resolved=identity_resolved, tier=tier, typology=typology, score=0.9,
         signals=[FiredSignal(rule="known_fraud_number", weight=0.9, event_ids=[f"ev-{person_id}-1"])],
-        jurisdiction=JURISDICTION, vulnerability=Vulnerability(elderly=True), first_signal_at=at - timedelta(minutes=5),
+        jurisdiction=jurisdiction, vulnerability=Vulnerability(elderly=True), first_signal_at=at - timedelta(minutes=5),
         alert_at=at, rules_version="test", phone=phone, carrier=carrier,
         accounts=[AccountRef(bank=b, account=a) for b, a in accounts], previous_tier=previous_tier,
     )

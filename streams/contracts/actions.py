@@ -26,6 +26,12 @@ class Target(Struct, forbid_unknown_fields=True):
     station: described(str | None, "Police station that makes the visit.") = None
     grid: str | None = None
     carrier: described(str | None, "Carrier that suspends the line.") = None
+    # Optional with a default, so actions and alert_state written before it still decode.
+    station_reason: described(
+        str | None,
+        "Why a visit goes to a duty desk (值班台) and not the person's station: no registered home, cell or branch "
+        "placed them. None when it goes to their station.",
+    ) = None
 
 
 class Action(Struct, forbid_unknown_fields=True):

@@ -14,7 +14,7 @@ import pytest
 from dissuasion_builders import alert, new_person, now, outcome, transfer
 from streams.alert_state import DueIndex, PersonState, closed_tally
 from streams.contracts.actions import Channel, Result
-from streams.contracts.alerts import Tier
+from streams.contracts.alerts import Jurisdiction, Tier
 from streams.contracts.dissuasion import (
     AckStatus,
     BankAck,
@@ -138,6 +138,28 @@ def test_funds_warning_unreached_protects_the_accounts_at_the_first_miss(rules):
     effects = rules.on_outcome(state, outcome(action_on(case, Channel.police_visit), Result.unreachable), now())
     assert [(o.bank, o.reason) for o in effects.bank] == [("ICBC", BankReasonCode.unreachable_funds_warning)]
     assert [p.action.attempt for p in effects.actions] == [2]  # and the visit is tried again
+
+
+def test_an_unplaced_persons_emergency_visit_stays_at_the_duty_desk_through_retry_and_supervisor(rules):
+    # Not in the registry, cell and branch not registered, county unknown: the refused high
+    # visit escalates to the emergency visit, which must go to a desk that exists, and so must
+    # its retry and the supervisor an SLA breach sends (they copy the target).
+    unplaced = Jurisdiction(county="unknown", station="unknown", grid="unknown")
+    state, case = opened(rules, Tier.high, jurisdiction=unplaced, identity_resolved=False,
+                         at=now() - timedelta(hours=2))
+    desk = ("ZK-CENTRE-DUTY", "no registered home, cell or branch, county unknown: city centre duty desk")
+    high_visit = action_on(case, Channel.police_visit, Tier.high)
+    assert (high_visit.target.station, high_visit.target.station_reason) == desk
+    [emergency] = rules.on_outcome(state, outcome(high_visit, Result.refused), now()).actions
+    assert (emergency.action.tier, emergency.action.priority) == (Tier.funds_warning, 0)
+    assert (emergency.action.target.station, emergency.action.target.station_reason) == desk
+    [retry] = rules.on_outcome(state, outcome(emergency.action, Result.unreachable), now()).actions
+    assert retry.action.attempt == 2 and (retry.action.target.station, retry.action.target.station_reason) == desk
+    [due] = [d for d in rules.due(case.alert.person_id, state, now() + timedelta(hours=1))
+             if d.due is DueKind.deadline and d.ref == emergency.action.action_id]
+    [supervisor] = rules.on_due(state, due, now() + timedelta(hours=1)).actions
+    assert supervisor.action.reason == "sla_breach"
+    assert (supervisor.action.target.station, supervisor.action.target.station_reason) == desk
 
 
 def test_a_new_transfer_goes_to_its_bank_only_once(rules):

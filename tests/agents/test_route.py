@@ -16,7 +16,7 @@ from confluent_kafka import Producer
 from dissuasion_builders import PHONE, alert, new_person
 from streams.catalog import get_catalog
 from streams.contracts.actions import Action, Channel
-from streams.contracts.alerts import Tier
+from streams.contracts.alerts import Jurisdiction, Tier
 from streams.contracts.common import Typology
 from streams.contracts.dissuasion import CarrierReasonCode, CarrierRequest
 from streams.dissuasion import plan_for_alert
@@ -85,6 +85,10 @@ def test_without_a_phone_the_person_is_still_reached_by_a_visit():
 
 
 # ---------------------------------------------------------------------------- integration
+# What enrich writes for a person not in the registry whose cell and bank branch are not registered either.
+UNPLACED = Jurisdiction(county="unknown", station="unknown", grid="unknown")
+
+
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory):
     own = worker_on_own_servers(tmp_path_factory.mktemp("route"))
@@ -154,6 +158,17 @@ def test_each_tier_lands_on_its_channel_topics(worker):
     assert (suspension.carrier, suspension.phone, suspension.reason_code) == ("china_mobile", PHONE, CarrierReasonCode.high_risk_alert)
     assert alerts[Tier.high].alert_id not in json.dumps(msgspec.to_builtins(suspension))  # only an opaque reference
     assert verify(msgspec.to_builtins(suspension), carrier_key(worker, PARTNERS, "china_mobile"))
+
+
+def test_an_unplaced_persons_emergency_visit_reaches_the_duty_desk_topic(worker):
+    a = alert(new_person(), Tier.funds_warning, jurisdiction=UNPLACED, identity_resolved=False)
+    produce_alerts(worker, [a])
+    topics = ActionTopics(worker, [a])
+    found = topics.records({a.alert_id}, wait_for=1)
+    topics.close()
+    [visit] = found[Channel.police_visit]
+    assert (visit.priority, visit.target.station) == (0, "ZK-CENTRE-DUTY")
+    assert visit.target.station_reason == "no registered home, cell or branch, county unknown: city centre duty desk"
 
 
 def test_upgrade_adds_only_the_higher_tiers_actions(worker):

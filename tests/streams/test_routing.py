@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from simulator.population import City
 from streams.catalog import load_catalog
 from streams.contracts.actions import Channel
 from streams.contracts.alerts import Tier
@@ -60,6 +61,11 @@ def test_default_routing_is_the_briefs_table():
         ("      - {channel: app_push, priority: 3, sla_s: 300}", "      - {channel: hotline_call, priority: 3, sla_s: 300}",
          "a channel appears twice"),
         ("  max_renewals: 1", "  max_renewals: 1\n  colour: red", r"routing.yaml:\d+: bank_requests.colour"),
+        ("  city_centre: ZK-CENTRE-DUTY", "  city_centre: centre desk", r"routing.yaml:\d+: duty_desks.city_centre"),
+        ("  city_centre: ZK-CENTRE-DUTY", "  city_centre: unknown", "a duty desk needs a unit code"),
+        ("    ZK03: ZK03-DUTY", "    ZK03: ZK02-DUTY", "duty desk ZK02-DUTY is named twice"),
+        ("    ZK03: ZK03-DUTY", "    unknown: ZK03-DUTY", "'unknown' is not a county code"),
+        ("    ZK03: ZK03-DUTY", "    ZK03: unknown", "counties.ZK03: 'unknown' is not a unit code"),
     ],
 )
 def test_routing_mistakes_name_file_line_and_field(tmp_path, old, new, expected):
@@ -73,6 +79,19 @@ def test_routing_error_points_at_the_right_line(tmp_path):
     line = next(n for n, row in enumerate(text.splitlines(), 1) if "priority: 12" in row)
     with pytest.raises(ConfigError, match=rf"routing.yaml:{line}: "):
         load_routing(write(tmp_path, "routing.yaml", text))
+
+
+def test_every_visit_has_a_duty_desk_to_fall_back_on(tmp_path):
+    # Without the centre's desk a visit nobody can place would go to station "unknown": the file must not load.
+    data = yaml.safe_load(ROUTING_TEXT)
+    del data["duty_desks"]["city_centre"]
+    with pytest.raises(ConfigError, match="duty_desks.city_centre"):
+        load_routing(write(tmp_path, "routing.yaml", yaml.safe_dump(data)))
+
+
+def test_every_county_of_the_synthetic_city_has_a_duty_desk():
+    desks = load_routing(PROJECT_ROOT / "routing.yaml").duty_desks
+    assert {county.code for county in City(seed=1).counties} <= set(desks.counties)
 
 
 def test_a_missing_tier_is_an_error(tmp_path):
