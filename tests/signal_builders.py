@@ -48,8 +48,10 @@ def hit(kind: IntelKind, typology: Typology, matched_on: str, confidence: float 
 
 
 def call(minutes: float, duration_s: int, counterpart="+8617000000002", ctype=CounterpartType.virtual_operator,
-         listed: Typology | None = None, answered=True, person="P1", elderly=False) -> EnrichedSignal:
-    hits = [hit(IntelKind.fraud_number, listed, "counterpart")] if listed else []
+         listed: Typology | None = None, answered=True, person="P1", elderly=False,
+         listed_as: IntelKind = IntelKind.fraud_number) -> EnrichedSignal:
+    """listed_as: the list the counterpart matched, a single number or a number range (号段)."""
+    hits = [hit(listed_as, listed, "counterpart")] if listed else []
     base = _base(minutes, person, elderly, hits)
     event = TelecomEvent(
         event_id=base["event_id"], event_time=base["event_time"], carrier=Carrier.china_mobile, kind=TelecomKind.call,

@@ -283,3 +283,21 @@ def test_cool_down_suppresses_a_re_fire_and_a_higher_tier_upgrades_the_same_aler
     assert (upgrade.alert_id, upgrade.version, upgrade.tier, upgrade.previous_tier) == (
         first[0].alert_id, 2, Tier.high, Tier.low)
     assert len(alerts) == 2, "the suppressed re-fire published nothing"
+
+
+def test_one_short_answered_call_from_a_listed_number_is_a_low_tier_alert(detection):
+    """Issue 15's first case end to end: one answered 20 s call from a listed VoIP-gateway number,
+    nothing else, for a resident with no vulnerability points to help, reaches the low tier."""
+    person = detection.person(lambda p: not p.elderly and not p.student)
+    listed = detection.intel.pick(IntelKind.fraud_number, Typology.impersonate_police, random.Random(2),
+                                  (CounterpartType.voip_gateway,))
+    assert listed.counterpart_type is CounterpartType.voip_gateway and listed.live
+    detection.produce("in_telecom", TelecomEvent(
+        event_id="first-contact-1", event_time=NOW - timedelta(minutes=5), carrier=person.carrier,
+        kind=TelecomKind.call, direction=Direction.incoming, subscriber=person.phone, counterpart=listed.value,
+        counterpart_type=CounterpartType.voip_gateway, cell_id=person.home_cell, answered=True, duration_s=20,
+    ), person.phone.encode())
+    assert detection.producer.flush(10) == 0
+    alerts = detection.alerts_for(person.person_id, lambda got: len(got) >= 1)
+    assert [(a.version, a.tier, a.typology) for a in alerts] == [(1, Tier.low, Typology.impersonate_police)]
+    assert [(s.rule, s.event_ids) for s in alerts[0].signals] == [("fraud_number_contact", ["first-contact-1"])]

@@ -1,9 +1,12 @@
 """Alert decisions: new, upgrade, cool-down suppression, repeat raise, late events, redelivery."""
 
+import pytest
+
 from signal_builders import call, report, transfer
-from streams.alerting import PersonState, Verdict, already_seen, decide, dump, load, observe
+from streams.alerting import PersonState, Verdict, already_seen, decide, dump, load, observe, remember_contact
 from streams.contracts.alerts import Tier
 from streams.contracts.common import Typology
+from streams.contracts.reference import IntelKind
 from streams.contracts.signals import CounterpartType, ReportKind
 from streams.rules import load_rules
 from streams.scoring import evaluate, fact_of
@@ -25,6 +28,30 @@ def test_first_tier_is_a_new_alert_and_a_higher_tier_is_its_next_version():
     second, _ = step(state, call(5, 900, listed=Typology.investment))
     assert (second.verdict, second.alert_id, second.version, second.tier, second.previous_tier) == (
         Verdict.upgrade, first.alert_id, 2, Tier.high, Tier.low)
+
+
+# Acceptance trials (issue 15): one answered 20 s call from a listed VoIP-gateway number, and
+# nothing else, raised no alert while the rule asked for 30 s. That call is the textbook first
+# contact (the hook comes in its first seconds), so on its own, for a resident with no
+# vulnerability points to help, it must reach at least the low tier (SMS + AI voice). The
+# alert is built as the correlate agent builds it, so what dispatch receives is what is checked.
+@pytest.mark.parametrize("listed_as", [IntelKind.fraud_number, IntelKind.number_range], ids=lambda k: k.value)
+def test_one_short_answered_call_from_a_listed_number_is_a_low_tier_alert(listed_as):
+    from agents.correlate import risk_alert
+
+    state = PersonState()
+    first_contact = call(0, 20, counterpart="+861058000123", ctype=CounterpartType.voip_gateway,
+                         listed=Typology.impersonate_police, listed_as=listed_as)
+    fact = fact_of(first_contact)
+    observe(state, fact, RULES)
+    where = remember_contact(state, first_contact.phone, "china_mobile", None, first_contact.jurisdiction)
+    ev = evaluate(state.facts, state.watermark, RULES, False, False, anchor=fact.t)
+    decision = decide(state, first_contact.person_id, ev, RULES)
+    assert (decision.verdict, decision.version, decision.tier) == (Verdict.new, 1, Tier.low)
+
+    alert = risk_alert(first_contact, decision, ev, state, where)
+    assert (alert.tier, alert.typology, alert.rules_version) == (Tier.low, Typology.impersonate_police, RULES.version)
+    assert [(s.rule, s.event_ids) for s in alert.signals] == [("fraud_number_contact", [first_contact.event_id])]
 
 
 def test_same_tier_inside_cool_down_is_suppressed_and_counted():

@@ -31,12 +31,16 @@ def test_benign_calls_and_transfers_fire_nothing():
     assert ev.fired == [] and ev.tier is None and ev.typology is Typology.unknown
 
 
-def test_contact_with_listed_number_needs_a_real_conversation():
-    short = run(call(0, 10, listed=Typology.impersonate_police))
-    assert "fraud_number_contact" not in rules_fired(short)
-    real = run(call(0, 45, listed=Typology.impersonate_police))
-    assert "fraud_number_contact" in rules_fired(real)
-    assert real.typology is Typology.impersonate_police
+def test_contact_with_listed_number_needs_an_answered_call_not_a_long_one():
+    # A short answered call is the first contact (rules.yaml says why); a missed call or one
+    # dropped as it was picked up (0 s) is no contact.
+    missed = run(call(0, 0, listed=Typology.impersonate_police, answered=False))
+    dropped = run(call(0, 0, listed=Typology.impersonate_police))
+    assert "fraud_number_contact" not in rules_fired(missed) | rules_fired(dropped)
+    for seconds in (1, 10, 45):
+        short = run(call(0, seconds, listed=Typology.impersonate_police))
+        assert "fraud_number_contact" in rules_fired(short), seconds
+        assert short.tier is Tier.low and short.typology is Typology.impersonate_police
 
 
 def test_long_suspect_call_and_many_numbers():
