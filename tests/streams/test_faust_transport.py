@@ -12,6 +12,8 @@ from pathlib import Path
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streams.process_exit import EXIT_TO_REREAD
+
 WORKER = Path(__file__).with_name("slow_seek_worker.py")
 PROJECT_ROOT = WORKER.parents[2]
 
@@ -168,3 +170,39 @@ def test_the_seek_to_commits_also_moves_partitions_without_a_commit_above_zero(s
             await consumer.stop()
 
     assert asyncio.run(scenario()) == {0: 0, 1: 0, 2: 3, 3: 5}
+
+
+def test_after_a_seek_a_record_that_never_came_at_the_seek_offset_is_not_committed_past(servers, tmp_path):
+    # Faust kept the offset it seeks to (a commit) as the last record read, so when the record at
+    # exactly that offset never came and the next one did, the two looked contiguous: the next
+    # was processed and committed past the missing one. Now the gap check asks the broker.
+    app_id = f"test-seek-skip-{uuid.uuid4().hex[:8]}"
+    source = f"{app_id}.in"
+    admin = AdminClient({"bootstrap.servers": servers.bootstrap})
+    admin.create_topics([NewTopic(source, num_partitions=1, replication_factor=1)])[source].result(10)
+    producer = Producer({"bootstrap.servers": servers.bootstrap})
+    for value in (b"a", b"b", b"seek-then-skip"):  # offsets 0-2: the seek goes to 2
+        producer.produce(source, value=value)
+    assert producer.flush(10) == 0
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
+           "STALL_APP_ID": app_id, "STALL_SOURCE": source, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap}
+    log_path = tmp_path / "seeking worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen([sys.executable, str(WORKER.with_name("stalling_worker.py")), "worker"],
+                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"moved past 2" not in log_path.read_bytes():
+            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+        producer.produce(source, value=b"after")  # offset 3: the first record after the seek
+        assert producer.flush(10) == 0
+        code = worker.wait(60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the worker took record 3 as following the seek to 2; log: {log_path}") from None
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    text = log_path.read_text(errors="replace")
+    assert code == EXIT_TO_REREAD, text[-3000:]
+    assert "records 2..2 were never delivered" in text and "b'after'" not in text
