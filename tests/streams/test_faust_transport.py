@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -97,29 +98,39 @@ def test_the_gap_check_tells_skipped_records_from_what_the_broker_does_not_have(
         check.close()
 
 
-def test_a_worker_rereads_a_partition_whose_last_record_it_left_unread(servers, tmp_path):
-    # A rebalance left a quiet partition's last record unread and uncommitted, and no later
-    # record exposed the gap: it waited for the next restart (the fault suite's drain never ended).
-    app_id = f"test-stall-{uuid.uuid4().hex[:8]}"
+def start_stalling_worker(servers, tmp_path, prefix: str, values: tuple[bytes, ...], **env_extra: str):
+    """tests/streams/stalling_worker.py on a new one-partition topic holding `values`: (producer, topic, worker, log)."""
+    app_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
     source = f"{app_id}.in"
     admin = AdminClient({"bootstrap.servers": servers.bootstrap})
     admin.create_topics([NewTopic(source, num_partitions=1, replication_factor=1)])[source].result(10)
     producer = Producer({"bootstrap.servers": servers.bootstrap})
-    for value in (b"first", b"skip-next"):
+    for value in values:
         producer.produce(source, value=value)
     assert producer.flush(10) == 0
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-           "STALL_APP_ID": app_id, "STALL_SOURCE": source, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap,
-           "ANTIFRAUD_STREAM_STALL_S": "3"}
-    log_path = tmp_path / "stalling worker.log"
+           "STALL_APP_ID": app_id, "STALL_SOURCE": source, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap, **env_extra}
+    log_path = tmp_path / f"{prefix} worker.log"
     with open(log_path, "wb") as log:
         worker = subprocess.Popen([sys.executable, str(WORKER.with_name("stalling_worker.py")), "worker"],
                                   cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return producer, source, worker, log_path
+
+
+def wait_for_line(worker, log_path: Path, text: bytes, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in log_path.read_bytes():
+        assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+        time.sleep(0.2)
+
+
+def test_a_worker_rereads_a_partition_whose_last_record_it_left_unread(servers, tmp_path):
+    # A rebalance left a quiet partition's last record unread and uncommitted, and no later
+    # record exposed the gap: it waited for the next restart (the fault suite's drain never ended).
+    producer, source, worker, log_path = start_stalling_worker(servers, tmp_path, "test-stall", (b"first", b"skip-next"),
+                                                               ANTIFRAUD_STREAM_STALL_S="3")
     try:
-        deadline = time.monotonic() + 60
-        while b"b'skip-next'" not in log_path.read_bytes():  # its fetch position is now past the next record
-            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
+        wait_for_line(worker, log_path, b"b'skip-next'")  # its fetch position is now past the next record
         producer.produce(source, value=b"left unread")
         assert producer.flush(10) == 0
         deadline = time.monotonic() + 60
@@ -137,9 +148,7 @@ def test_the_seek_to_commits_also_moves_partitions_without_a_commit_above_zero(s
     # Faust seeks to the commits after dropping records it fetched while its flow was stopped;
     # aiokafka's own seek passes over a partition with no commit or a commit at 0, which kept
     # its fetch position past the dropped records.
-    import asyncio
-
-    from aiokafka import AIOKafkaConsumer
+    from aiokafka import AIOKafkaConsumer  # in the test, as GapCheck's above: Faust's stack loads only where used
     from aiokafka.structs import OffsetAndMetadata
     from aiokafka.structs import TopicPartition as AioTP
 
@@ -176,25 +185,11 @@ def test_after_a_seek_a_record_that_never_came_at_the_seek_offset_is_not_committ
     # Faust kept the offset it seeks to (a commit) as the last record read, so when the record at
     # exactly that offset never came and the next one did, the two looked contiguous: the next
     # was processed and committed past the missing one. Now the gap check asks the broker.
-    app_id = f"test-seek-skip-{uuid.uuid4().hex[:8]}"
-    source = f"{app_id}.in"
-    admin = AdminClient({"bootstrap.servers": servers.bootstrap})
-    admin.create_topics([NewTopic(source, num_partitions=1, replication_factor=1)])[source].result(10)
-    producer = Producer({"bootstrap.servers": servers.bootstrap})
-    for value in (b"a", b"b", b"seek-then-skip"):  # offsets 0-2: the seek goes to 2
-        producer.produce(source, value=value)
-    assert producer.flush(10) == 0
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-           "STALL_APP_ID": app_id, "STALL_SOURCE": source, "KAFKA_BOOTSTRAP_SERVERS": servers.bootstrap}
-    log_path = tmp_path / "seeking worker.log"
-    with open(log_path, "wb") as log:
-        worker = subprocess.Popen([sys.executable, str(WORKER.with_name("stalling_worker.py")), "worker"],
-                                  cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # offsets 0-2: the seek goes to 2
+    producer, source, worker, log_path = start_stalling_worker(servers, tmp_path, "test-seek-skip",
+                                                               (b"a", b"b", b"seek-then-skip"))
     try:
-        deadline = time.monotonic() + 60
-        while b"moved past 2" not in log_path.read_bytes():
-            assert worker.poll() is None and time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
-            time.sleep(0.2)
+        wait_for_line(worker, log_path, b"moved past 2")
         producer.produce(source, value=b"after")  # offset 3: the first record after the seek
         assert producer.flush(10) == 0
         code = worker.wait(60)
