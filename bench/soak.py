@@ -201,11 +201,13 @@ def measure_lag(broker: Broker, catalog: Catalog, labels: dict[str, str],
                 label = group.removeprefix(f"{catalog.app_id}-")
             positions[(group, topic, partition)] = (label, committed)
     # Stages and channel workers before their group has joined or committed: everything on their inputs waits.
-    for topic, partition in broker.partitions(sorted(labels)):
-        positions.setdefault((catalog.app_id, topic, partition), (labels[topic], None))
+    expected = {topic: [(catalog.app_id, label)] for topic, label in labels.items()}
     for label, topics in (channel_inputs or {}).items():
-        for topic, partition in broker.partitions(topics):
-            positions.setdefault((f"{catalog.app_id}-{label}", topic, partition), (label, None))
+        for topic in topics:
+            expected.setdefault(topic, []).append((f"{catalog.app_id}-{label}", label))
+    for topic, partition in broker.partitions(sorted(expected)):  # one metadata request for them all
+        for group, label in expected[topic]:
+            positions.setdefault((group, topic, partition), (label, None))
     tps = sorted({(t, p) for _, t, p in positions})
     ends = broker.offsets(tps, OffsetSpec.latest())
     starts = broker.offsets(sorted({(t, p) for (_, t, p), (_, c) in positions.items() if c is None}),

@@ -36,7 +36,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 import simulator.scenarios as sc
 from simulator.population import Person, Population
 from simulator.reference import Intel, intel_updates, location_updates, registry_updates
-from simulator.traffic import CN_TZ, _retimed
+from simulator.traffic import CN_TZ, retimed
 from streams.catalog import Catalog
 from streams.contracts.reference import IntelKind
 from streams.contracts.signals import BankKind, CounterpartType, ReportKind
@@ -187,7 +187,7 @@ class Load:
                 if not queue:
                     queue += self._benign()
                 offer = queue.pop(0)
-                self._send(offer.topic_id, offer.key, _retimed(offer.value, datetime.now(CN_TZ)), "benign")
+                self._send(offer.topic_id, offer.key, retimed(offer.value, datetime.now(CN_TZ)), "benign")
                 sent += 1
             self.producer.poll(0)
         self.send_due_followups()

@@ -202,7 +202,7 @@ class TrafficSimulator:
         if kind == "benign":
             late = self.rng.random() < self.late_share
             at -= timedelta(seconds=self.rng.uniform(300, 7200) if late else self.rng.uniform(-0.5, 2.0))
-        self._send(offer.topic_id, offer.key, self._encode(_retimed(offer.value, at)), kind)
+        self._send(offer.topic_id, offer.key, self._encode(retimed(offer.value, at)), kind)
 
     def _start_fraud(self, now: float) -> None:
         typology = self.rng.choice(FRAUD_TYPOLOGIES)
@@ -260,7 +260,7 @@ class TrafficSimulator:
                  by_kind["malformed"], len(self.scenarios), len(self._scheduled))
 
 
-def _retimed(value: msgspec.Struct, at: datetime) -> msgspec.Struct:
+def retimed(value: msgspec.Struct, at: datetime) -> msgspec.Struct:
     """The event stamped `at`; a case keeps its distance between occurrence and filing."""
     if isinstance(value, CaseReport):
         return msgspec.structs.replace(value, event_time=at, occurred_at=at - (value.event_time - value.occurred_at))

@@ -300,7 +300,7 @@ class TunedConsumer(faust_aiokafka.Consumer):
         since = {}
         for tp in tps:
             start, end = positions.get((tp.topic, tp.partition), (0, 0))
-            if start < end and not self._holds_records_of(tp):
+            if start < end and not self._holds_records_of(tp):  # again: the broker's answer took an await
                 key = (generation, tp, start, self._read_offset.get(tp))
                 since[key] = self._stalled_since.get(key, now)
         self._stalled_since = since
