@@ -266,7 +266,8 @@ class TunedConsumer(faust_aiokafka.Consumer):
 
     def _holds_records_of(self, tp) -> bool:
         """In hand: fetched and queued for a stream, taken by one and unacknowledged, or acknowledged and not committed."""
-        if self._acked.get(tp) or any(message.tp == tp for message in list(self._unacked_messages)):
+        # Acked messages stay in Faust's unacked set when they were below the commit (a redelivery).
+        if self._acked.get(tp) or any(message.tp == tp and not message.acked for message in list(self._unacked_messages)):
             return True
         return any(event.message.tp == tp for channel in self.app.topics._tp_index.get(tp, ())
                    for event in channel.queue._queue)
@@ -320,7 +321,8 @@ class TunedConsumer(faust_aiokafka.Consumer):
                       "(read offset %s, %s): reading again from %d", tp.topic, tp.partition, start, end - 1,
                       now - first, read_offset, "paused" if paused else "active", start)
             await self.seek(tp, start)
-            if paused and tp not in self._resume_deferred:
+            if paused:  # no rebalance runs: a deferral (resume_partitions) is stale here
+                self._resume_deferred -= {tp}
                 super().resume_partitions({tp})
             self._stalled_since.pop((generation, tp, start, read_offset), None)
 

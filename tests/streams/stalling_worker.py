@@ -17,6 +17,7 @@ import asyncio
 import os
 
 import faust
+from confluent_kafka import Consumer, TopicPartition
 from faust.types import TP
 
 from streams import faust_transport  # noqa: F401 (registers the tunedkafka transport)
@@ -42,7 +43,17 @@ async def read_until_skip(stream):
     async for event in stream.events():
         print("read", event.value, flush=True)
         if event.value == b"skip-next":
-            await app.consumer.seek(TP(event.message.topic, event.message.partition), event.message.offset + 2)
+            tp, offset = TP(event.message.topic, event.message.partition), event.message.offset
+            # Nothing is fetched from here on until the seek: the record the test now produces
+            # must be passed over by the position, not fetched first (then it would just be read).
+            app.consumer.pause_partitions([tp])
+            await asyncio.sleep(1.5)  # a fetch already in flight (up to 1 s) ends first
+            print("paused: produce the next record", flush=True)
+            while await asyncio.to_thread(_end_of, tp) < offset + 2:
+                await asyncio.sleep(0.1)
+            # Past it (a seek out of range would reset to the start); left paused, as a partition a
+            # rebalance never resumed: the stall check resumes it too.
+            await app.consumer.seek(tp, offset + 2)
         elif event.value == b"seek-then-skip":
             tp, offset = TP(event.message.topic, event.message.partition), event.message.offset
             await asyncio.sleep(0.5)  # the fetcher notes this record as read once the agent has it: after that
@@ -50,6 +61,14 @@ async def read_until_skip(stream):
             thread = app.consumer._thread
             await thread.call_thread(_move_position, thread._ensure_consumer(), tp, offset + 1)
             print(f"moved past {offset} (read offset {app.consumer._read_offset.get(tp)})", flush=True)
+
+
+def _end_of(tp) -> int:
+    reader = Consumer({"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"], "group.id": "stalling-worker-end"})
+    try:
+        return reader.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10, cached=False)[1]
+    finally:
+        reader.close()
 
 
 async def _move_position(consumer, tp, offset: int) -> None:

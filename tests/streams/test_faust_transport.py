@@ -130,7 +130,7 @@ def test_a_worker_rereads_a_partition_whose_last_record_it_left_unread(servers, 
     producer, source, worker, log_path = start_stalling_worker(servers, tmp_path, "test-stall", (b"first", b"skip-next"),
                                                                ANTIFRAUD_STREAM_STALL_S="3")
     try:
-        wait_for_line(worker, log_path, b"b'skip-next'")  # its fetch position is now past the next record
+        wait_for_line(worker, log_path, b"paused: produce the next record")  # its position will pass over it
         producer.produce(source, value=b"left unread")
         assert producer.flush(10) == 0
         deadline = time.monotonic() + 60
