@@ -87,7 +87,7 @@ def main(config: BenchConfig | None = None, console: Console | None = None, **ov
     render(results, console)
     console.print(f"results: {path}")
     if config.update_docs:
-        console.print(f"updated {update_docs(results)}")
+        console.print(f"updated {update_docs(results, source=path.name)}")
     if not config.keep_run_dir and config.run_dir is None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return path
