@@ -6,7 +6,8 @@ One place for the layout (docs/enrichment.md explains it to operators):
     ref:registry:<cell|branch>:<code>          -> LocationRecord (JSON)
     ref:intel:<intel kind>:<value>             -> IntelRecord (JSON), expires at its expires_at
     ref:tomb:<registry|intel>:<kind>:<value>   -> event_time_ms of the delete that removed the entry
-    ref:contact:<intel kind>:<value>           -> hash "<person id> <event id>" -> event time ms (expiring)
+    ref:contact:<intel kind>:<value>           -> hash "<person id> <field> <event id>" -> [event time ms, evidence]
+                                                  (each field expires when its contact leaves the reach-back window)
     ref:applied                                -> hash "<norm topic>:<partition>" -> highest offset applied
     channel ref:invalidations                  <- {"keys": [entry keys a write touched], "applied": {...}}
 
@@ -47,7 +48,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from streams.contracts.alerts import IntelHit
+from streams.contracts.alerts import IntelHit, SignalEvidence
 from streams.contracts.common import Typology, UpdateOp
 from streams.contracts.reference import (
     AgeBand,
@@ -77,7 +78,6 @@ APPLIED_KEY = "ref:applied"
 # Lists matched by one exact key, whose contacts are indexed for late intelligence. Ranges and
 # parent domains are not (one number or host would touch many keys): see docs/enrichment.md.
 CONTACT_KINDS = frozenset({IntelKind.mule_account, IntelKind.fraud_number, IntelKind.phishing_url, IntelKind.fraud_apk})
-CONTACT_TTL_S = 86400  # how long a signal can be re-checked by a late entry (and correlate must still hold it)
 
 
 def registry_key(kind: IdentifierKind, identifier: str) -> str:
@@ -103,21 +103,36 @@ def partition_id(topic: str, partition: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """A signal that touched (probed) an exact intel entry, and whose it is."""
+    """A signal that touched (probed) an exact intel entry, whose it is, and what correlation needs of it."""
 
     entry_key: str
     person_id: str
     event_id: str
     event_time_ms: int
     matched_on: str = ""
+    evidence: SignalEvidence | None = None  # None in an index entry written before the reach-back (issue 21)
 
     @property
     def field(self) -> str:
         return f"{self.person_id} {self.matched_on} {self.event_id}"
 
+    @property
+    def value(self) -> bytes:
+        return _CONTACT_ENCODER.encode(_ContactValue(self.event_time_ms, self.evidence))
 
-def contacts_of(request: LookupRequest, person_id: str, event_id: str, event_time_ms: int) -> list[Contact]:
-    return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on)
+
+class _ContactValue(msgspec.Struct, array_like=True):
+    event_time_ms: int
+    evidence: SignalEvidence | None = None
+
+
+_CONTACT_ENCODER = msgspec.json.Encoder()
+_CONTACT_DECODER = msgspec.json.Decoder(_ContactValue | int)  # a bare int: the index before issue 21
+
+
+def contacts_of(request: LookupRequest, person_id: str, event_id: str, event_time_ms: int,
+                evidence: SignalEvidence | None = None) -> list[Contact]:
+    return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on, evidence)
             for probe in request.probes if probe.kind in CONTACT_KINDS and len(probe.keys) == 1]
 
 
@@ -127,10 +142,27 @@ def parse_contacts(entry_key: str, raw: dict) -> list[Contact]:
         field_ = field_.decode() if isinstance(field_, bytes) else field_
         person_id, matched_on, event_id = (field_.split(" ", 2) + ["", ""])[:3]
         try:
-            out.append(Contact(entry_key, person_id, event_id, int(value), matched_on))
-        except ValueError:
+            decoded = _CONTACT_DECODER.decode(value)
+        except msgspec.DecodeError:
             continue
+        if isinstance(decoded, int):
+            decoded = _ContactValue(decoded)
+        out.append(Contact(entry_key, person_id, event_id, decoded.event_time_ms, matched_on, decoded.evidence))
     return out
+
+
+def reach_back_contacts(contacts: list[Contact], listed_at_ms: int, now_ms: int, window_s: int,
+                        fresh_listing_s: int) -> list[Contact]:
+    """The contacts a new or changed entry reaches back to (docs/detection.md).
+
+    An entry listed within `fresh_listing_s` before it is applied is news: every resident who
+    touched it in the `window_s` before the listing (or since). An older listing being applied now
+    (a cold start loading a list) is history: only the contacts of the last `fresh_listing_s`, the
+    signals that were judged without it because the list was still loading.
+    """
+    fresh = now_ms - listed_at_ms <= fresh_listing_s * 1000
+    horizon = listed_at_ms - window_s * 1000 if fresh else now_ms - fresh_listing_s * 1000
+    return [c for c in contacts if c.event_time_ms >= horizon]
 
 
 # ------------------------------------------------------------------------------ records
@@ -480,21 +512,24 @@ class ReferenceStore:
             records.update(read)
         return records
 
-    async def register_contacts(self, contacts: list[Contact], ttl_s: int = CONTACT_TTL_S) -> dict[str, object]:
+    async def register_contacts(self, contacts: list[Contact], window_s: int) -> dict[str, object]:
         """Index who touched each exact entry and, in the same transaction, read those entries again.
 
         Atomic (MULTI/EXEC) against the loader's write of an entry and its read of the index that
-        follows it: either this read sees the entry, or the loader's read sees the contact.
+        follows it: either this read sees the entry, or the loader's read sees the contact. Each
+        contact expires on its own when it leaves the reach-back window (a hash field expiry: the
+        index of a number called every minute still forgets its three-day-old callers).
         """
         if not contacts:
             return {}
         keys = list(dict.fromkeys(c.entry_key for c in contacts))
         pipe = self.client.pipeline(transaction=True)
         pipe.mget(keys)
+        now_ms = int(time.time() * 1000)
         for c in contacts:
-            index = contact_key(c.entry_key)
-            pipe.hset(index, c.field, c.event_time_ms)
-            pipe.expire(index, ttl_s)
+            forget_at_ms = c.event_time_ms + window_s * 1000
+            if forget_at_ms > now_ms:  # an event older than the window is judged, never reached back to
+                pipe.hsetex(contact_key(c.entry_key), c.field, c.value, pxat=forget_at_ms)
         results = await pipe.execute()
         return {key: decode_record(key, raw) for key, raw in zip(keys, results[0])}
 

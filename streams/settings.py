@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest enrich waits for the reference loader to apply what is already on the "
         "reference topics before it judges a batch (docs/enrichment.md); then it judges without it and says so.",
     )
+    reach_back_rate: float = Field(
+        200.0, gt=0, description="Reach-back re-checks per second each worker hands to correlation (a bulk list "
+        "reaches back behind the live path, never in front of it: docs/detection.md).",
+    )
     reference_tombstone_ttl_s: int = Field(
         7 * 86400, gt=0, description="How long a delete is remembered against older upserts (= topic retention)."
     )
