@@ -9,6 +9,7 @@ from streams.contracts.reference import IntelKind
 from streams.reference import (
     Contact,
     LookupRequest,
+    ReferenceBarrier,
     ReferenceCache,
     account_probes,
     contact_key,
@@ -82,21 +83,28 @@ def contact_at(t_ms: int) -> Contact:
     return Contact("ref:intel:fraud_number:+8617000001234", f"P{t_ms}", f"ev-{t_ms}", t_ms, "counterpart")
 
 
+def times(contacts: list[Contact]) -> list[int]:
+    return [c.event_time_ms for c in contacts]
+
+
 def test_a_fresh_listing_reaches_back_over_the_window_and_no_further():
     listed, now = 100 * H, 100 * H + 2_000
     contacts = [contact_at(listed - 80 * H), contact_at(listed - 72 * H), contact_at(listed - 1 * H),
-                contact_at(listed + 1_000)]
-    reached = reach_back_contacts(contacts, listed, now, RULES.reach_back.window_s, RULES.reach_back.fresh_listing_s)
-    assert [c.event_time_ms for c in reached] == [listed - 72 * H, listed - 1 * H, listed + 1_000]
+                contact_at(listed - 30_000), contact_at(listed + 1_000)]
+    at_once, paced = reach_back_contacts(contacts, listed, now, RULES.reach_back.window_s,
+                                         RULES.reach_back.fresh_listing_s)
+    assert times(paced) == [listed - 72 * H, listed - 1 * H]  # the reach-back proper, behind the live path
+    assert times(at_once) == [listed - 30_000, listed + 1_000]  # crossed the entry on the way: repaired at once
 
 
 def test_an_old_listing_loaded_now_reaches_back_only_to_the_last_hour():
     """A cold start replaying a list is history, not news: only signals judged while it was loading."""
     now = 100 * H
     listed = now - 30 * 24 * H
-    contacts = [contact_at(now - 2 * H), contact_at(now - 10 * 60_000)]
-    reached = reach_back_contacts(contacts, listed, now, RULES.reach_back.window_s, RULES.reach_back.fresh_listing_s)
-    assert [c.event_time_ms for c in reached] == [now - 10 * 60_000]
+    contacts = [contact_at(now - 2 * H), contact_at(now - 10 * 60_000), contact_at(now - 5_000)]
+    at_once, paced = reach_back_contacts(contacts, listed, now, RULES.reach_back.window_s,
+                                         RULES.reach_back.fresh_listing_s)
+    assert times(paced) == [now - 10 * 60_000] and times(at_once) == [now - 5_000]
 
 
 def test_a_reinstated_signal_is_placed_by_its_time_not_late_and_survives_the_cap():
@@ -116,3 +124,12 @@ def test_invalidations_old_and_new_shape_and_what_the_cache_covers():
     cache.saw(applied)
     cache.saw({"antifraud.norm.intel:2": 7})  # never backwards
     assert cache.covers({"antifraud.norm.intel:2": 41}) and not cache.covers({"antifraud.norm.intel:2": 42})
+
+
+def test_the_barrier_does_not_wait_for_a_partition_far_behind():
+    """A bulk list of 100,000 entries is a minute of the loader's work: waiting 5 s per batch for it
+    would only delay every live signal. Near partitions are still waited for."""
+    barrier = ReferenceBarrier(None, "unused:9092", {"antifraud.norm.intel": 2}, timeout_s=5.0, max_backlog=2000)
+    behind = {"antifraud.norm.intel:0": 100_500, "antifraud.norm.intel:1": 900}
+    assert barrier._skip_far_behind(behind, {"antifraud.norm.intel:0": 500, "antifraud.norm.intel:1": 10})
+    assert barrier.given_up == {"antifraud.norm.intel:0": 100_500}
