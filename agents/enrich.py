@@ -147,7 +147,7 @@ async def follow_reference_invalidations() -> None:
 async def enrich(stream):
     store = process_store()
     barrier = ReferenceBarrier(store, settings.kafka_bootstrap_servers, REFERENCE_TOPICS,
-                               settings.reference_barrier_timeout_s)
+                               settings.reference_barrier_timeout_s, settings.reference_barrier_max_backlog)
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     try:
         async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):

@@ -12,8 +12,9 @@ The same pipeline raises `ref:applied` to the batch's highest offset per partiti
 waits on it before judging (the reference barrier, docs/enrichment.md). A new or changed
 entry of an exact-match list is looked up in the contact index (`ref:contact:`); each signal
 found there in the reach-back window (rules.yaml `reach_back`, streams.reference.reach_back_contacts)
-goes back to correlation: a signal of the last minute (it may have overtaken the entry) straight
-to signals_recheck, an older one through intel_reach_back, paced by agents/reach_back.py.
+goes back to correlation: a signal within a minute of the listing or after it (it crossed the
+entry) straight to signals_recheck, an older one through intel_reach_back, paced by
+agents/reach_back.py.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ DEAD_LETTERS = sink_topic("dead_letter")
 RECHECKS = sink_topic("signals_recheck")
 REACH_BACK = sink_topic("intel_reach_back")
 RULES = get_rules()
-RACE_S = 60  # a contact this recent may be a signal still on its way to correlation: not paced
 ENCODER = msgspec.json.Encoder()
 RECHECKS_SENT = Counter("antifraud_intel_rechecks_total",
                         "Signals handed back to correlate because an entry they touched was listed later, by list "
@@ -123,15 +123,17 @@ async def load_batch(batch, store) -> None:
     out = outbox()
     for (ev, update), write, done, touched in zip(updates, writes, applied, contacts):
         UPDATES.labels(list_of(update), write.outcome if done else "stale").inc()
-        if touched:  # a late entry: correlate re-checks these signals (it skips what already had it)
-            touched = reach_back_contacts(touched, epoch_ms(update.event_time), now_ms, RULES.reach_back.window_s,
-                                          RULES.reach_back.fresh_listing_s)
-        for contact in touched:
-            paced = contact.event_time_ms < now_ms - RACE_S * 1000
-            topic = REACH_BACK if paced else RECHECKS
-            out.add(topic, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact, paced)))
-            RECHECKS_SENT.labels(list_of(update), "reach_back" if paced else "direct").inc()
-            if paced:
-                REACH_BACK_QUEUED.labels(list_of(update), update.source).inc()
         metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - ev.message.timestamp))
+        if not touched:
+            continue
+        # A late entry: correlate re-checks these signals (it skips what already carried the entry).
+        at_once, paced = reach_back_contacts(touched, epoch_ms(update.event_time), now_ms,
+                                             RULES.reach_back.window_s, RULES.reach_back.fresh_listing_s)
+        for contact in at_once:
+            out.add(RECHECKS, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact)))
+        for contact in paced:
+            out.add(REACH_BACK, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact, True)))
+        RECHECKS_SENT.labels(list_of(update), "direct").inc(len(at_once))
+        RECHECKS_SENT.labels(list_of(update), "reach_back").inc(len(paced))
+        REACH_BACK_QUEUED.labels(list_of(update), update.source).inc(len(paced))
     await out.send()

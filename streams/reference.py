@@ -151,18 +151,29 @@ def parse_contacts(entry_key: str, raw: dict) -> list[Contact]:
     return out
 
 
+RACE_S = 60  # a contact this close to the listing may have crossed it on the way: repaired at once, not paced
+
+
 def reach_back_contacts(contacts: list[Contact], listed_at_ms: int, now_ms: int, window_s: int,
-                        fresh_listing_s: int) -> list[Contact]:
-    """The contacts a new or changed entry reaches back to (docs/detection.md).
+                        fresh_listing_s: int) -> tuple[list[Contact], list[Contact]]:
+    """The contacts a new or changed entry reaches back to (docs/detection.md), as (at once, paced).
 
     An entry listed within `fresh_listing_s` before it is applied is news: every resident who
-    touched it in the `window_s` before the listing (or since). An older listing being applied now
-    (a cold start loading a list) is history: only the contacts of the last `fresh_listing_s`, the
-    signals that were judged without it because the list was still loading.
+    touched it in the `window_s` before the listing, or since. An older listing applied now (a
+    cold start loading a list) is history: only the contacts of the last `fresh_listing_s`, the
+    signals judged while it was loading. A contact within RACE_S of the listing (or of now, for
+    history), or after it, is a signal that crossed the entry: it goes to correlation at once. The
+    others are the reach-back proper, paced behind the live path (agents/reach_back.py), so a bulk
+    list never queues in front of a live listing's repair.
     """
     fresh = now_ms - listed_at_ms <= fresh_listing_s * 1000
+    anchor = listed_at_ms if fresh else now_ms
     horizon = listed_at_ms - window_s * 1000 if fresh else now_ms - fresh_listing_s * 1000
-    return [c for c in contacts if c.event_time_ms >= horizon]
+    at_once, paced = [], []
+    for c in contacts:
+        if c.event_time_ms >= horizon:
+            (at_once if c.event_time_ms >= anchor - RACE_S * 1000 else paced).append(c)
+    return at_once, paced
 
 
 # ------------------------------------------------------------------------------ records
@@ -673,6 +684,9 @@ BARRIER_WAITS = Counter("antifraud_reference_barrier_waits_total",
 BARRIER_TIMEOUTS = Counter("antifraud_reference_barrier_timeouts_total",
                            "Enrich batches judged without waiting any longer for a reference partition "
                            "(the loader did not reach its end offset in time)", ["partition"])
+BARRIER_SKIPS = Counter("antifraud_reference_barrier_skips_total",
+                        "Enrich batches judged without waiting for a reference partition the loader is too far "
+                        "behind on to catch up within the timeout (a bulk list loading)", ["partition"])
 BARRIER_SECONDS = Histogram("antifraud_reference_barrier_seconds",
                             "Before an enrich batch is judged: end offsets asked and the loader's progress compared",
                             buckets=LATENCY_BUCKETS)
@@ -684,14 +698,17 @@ class ReferenceBarrier:
     One ListOffsets request (the partitions' end offsets, asked after the batch was read) and
     one HGETALL of `ref:applied` per batch; while the loader is behind, the HGETALL is
     repeated every 5 ms, up to `timeout_s`. A partition the loader did not reach in time is
-    given up for that end offset (counted, logged): it costs one wait, not one per batch.
+    given up for that end offset (counted, logged): it costs one wait, not one per batch. One
+    more than `max_backlog` records behind is given up without a wait.
     """
 
-    def __init__(self, store: ReferenceStore, bootstrap: str, topics: dict[str, int], timeout_s: float) -> None:
-        self.store, self.bootstrap, self.timeout_s = store, bootstrap, timeout_s
+    def __init__(self, store: ReferenceStore, bootstrap: str, topics: dict[str, int], timeout_s: float,
+                 max_backlog: int | None = None) -> None:
+        self.store, self.bootstrap, self.timeout_s, self.max_backlog = store, bootstrap, timeout_s, max_backlog
         self.partitions = [(topic, p) for topic, count in topics.items() for p in range(count)]
         self.given_up: dict[str, int] = {}
         self._consumer = None
+        self._skip_logged = 0.0
 
     async def end_offsets(self) -> dict[str, int]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -714,6 +731,8 @@ class ReferenceBarrier:
                       if applied.get(part, -1) < off and self.given_up.get(part, -1) < off}
             if not behind:
                 break
+            if self.max_backlog is not None and self._skip_far_behind(behind, applied):
+                continue  # look again: what is left is near enough to wait for
             if not waited:
                 waited = True
                 BARRIER_WAITS.inc()
@@ -728,6 +747,20 @@ class ReferenceBarrier:
         BARRIER_SECONDS.observe(time.perf_counter() - started)
         trusted = {part: off for part, off in targets.items() if self.given_up.get(part, -1) < off}
         return self.store.cache.covers(trusted)
+
+    def _skip_far_behind(self, behind: dict[str, int], applied: dict[str, int]) -> bool:
+        """Give up at once on partitions more than `max_backlog` records behind: a bulk list of 100,000
+        entries takes the loader a minute, and every live intel update would otherwise cost each batch
+        a full timeout. The contact index repairs exact-match intel of those entries when they are applied."""
+        far = {part: off for part, off in behind.items() if off - applied.get(part, -1) > self.max_backlog}
+        for part, off in far.items():
+            self.given_up[part] = off
+            BARRIER_SKIPS.labels(part).inc()
+        if far and time.monotonic() - self._skip_logged > 30:
+            self._skip_logged = time.monotonic()
+            log.warning("reference barrier: the loader is more than %d records behind on %s; judging without "
+                        "waiting (logged every 30 s at most)", self.max_backlog, ", ".join(sorted(far)))
+        return bool(far)
 
     async def close(self) -> None:
         if self._consumer is not None:

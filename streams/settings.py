@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest enrich waits for the reference loader to apply what is already on the "
         "reference topics before it judges a batch (docs/enrichment.md); then it judges without it and says so.",
     )
+    reference_barrier_max_backlog: int = Field(
+        2000, gt=0, description="A reference partition the loader is more than this many records behind on is not "
+        "waited for at all (a bulk list loading: it could not catch up within the timeout); exact-match intel "
+        "of it is repaired by the contact index once applied.",
+    )
     reach_back_rate: float = Field(
         200.0, gt=0, description="Reach-back re-checks per second each worker hands to correlation (a bulk list "
         "reaches back behind the live path, never in front of it: docs/detection.md).",
