@@ -134,6 +134,11 @@ class Settings(BaseSettings):
         50.0, gt=0, description="Events per second the simulator offers in `antifraud up`."
     )
     simulator_seed: int = Field(7, description="Seed of the traffic simulator.")
+    simulator_late_listing_share: float = Field(
+        0.25, ge=0, le=1, description="Share of the simulator's fraud scenarios in `antifraud up` whose fraud number "
+        "or mule account is listed only 10 s to 3 min after the contact, so retro alerts (回溯预警) show "
+        "(simulator/late_intel.py). The bench leaves it at 0.",
+    )
     valkey_retry_max_s: float = Field(
         5.0, gt=0, description="Longest backoff between retries while Valkey is unreachable."
     )
