@@ -64,9 +64,10 @@ class ReachBackBacklog:
             return out
         try:
             out["partitions"] = self._positions()
-        except KafkaException as exc:  # the broker is away: no figure, and a new reader next time
+        except (KafkaException, RuntimeError) as exc:  # the broker is away: no figure, and a new reader next time
             self._drop_reader()
-            out["error"] = f"broker not answering ({exc.args[0].name() if exc.args else type(exc).__name__})"
+            why = exc.args[0].name() if isinstance(exc, KafkaException) and exc.args else type(exc).__name__
+            out["error"] = f"broker not answering ({why})"
             log.warning("console: reach-back backlog not read: %s", out["error"])
             return out
         out["waiting"] = sum(p["waiting"] for p in out["partitions"])

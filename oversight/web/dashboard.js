@@ -191,6 +191,9 @@ async function signIn(token) {
     state.offset = me.utc_offset;
     state.role = me.role;
     $("#backlog-card").hidden = me.role !== "centre";
+    // A bulk list drains over minutes: its progress keeps moving without pressing Apply.
+    clearInterval(state.backlogTimer);
+    if (me.role === "centre") state.backlogTimer = setInterval(() => loadBacklog().catch((e) => showError(e.message)), 5000);
     $("#who").textContent = me.unit;
     $("#app").hidden = false;
     showError("");
