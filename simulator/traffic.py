@@ -225,15 +225,15 @@ class TrafficSimulator:
             scenario = late_intel.listed_late(scenario, self.intel, self.rng, self.ids, self.late_listing_delay_s)
         self.scenarios.append(scenario)
         due, previous = now, scenario.offers[0].value.event_time
-        sent_at: dict[str, float] = {}
+        due_of: dict[str, float] = {}
         for offer in scenario.offers:
             gap = (offer.value.event_time - previous).total_seconds()
             due += min(max(gap, 0.0) * self.time_scale, self.max_gap_s)
             previous = offer.value.event_time
-            sent_at[offer.value.event_id] = due
+            due_of[offer.value.event_id] = due
             self._schedule(due, offer, "fraud")
         for listing in scenario.listings:  # after the contact by real seconds: late news is not compressed
-            self._schedule(sent_at[listing.after] + listing.delay_s, listing.offer, "late_intel")
+            self._schedule(due_of[listing.after] + listing.delay_s, listing.offer, "late_intel")
         log.info("simulator: fraud scenario %s started for %s (%d events, funds warning expected: %s%s)",
                  scenario.name, victim.person_id, len(scenario.offers), scenario.expect_funds_warning,
                  "".join(f"; its {x.offer.value.kind.value} listed {x.delay_s:.0f} s after the contact"
