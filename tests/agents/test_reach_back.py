@@ -60,7 +60,7 @@ class Feeds:
     def call(self, resident: str, counterpart: str, at: datetime, duration_s: int) -> TelecomEvent:
         event = TelecomEvent(event_id=f"call-{uuid.uuid4().hex[:10]}", event_time=at, carrier=Carrier.china_mobile,
                              kind=TelecomKind.call, direction=Direction.incoming, subscriber=resident,
-                             counterpart=counterpart, counterpart_type=CounterpartType.mobile, cell_id="ZK01-C0001",
+                             counterpart=counterpart, counterpart_type=CounterpartType.domestic_mobile, cell_id="ZK01-C0001",
                              answered=True, duration_s=duration_s)
         self.send("in_telecom", event)
         return event
@@ -167,3 +167,20 @@ def test_a_transfer_to_an_account_listed_30_minutes_later_takes_the_funds_warnin
     [visit] = read_records(settings, f"actions_{Channel.police_visit.value}", Action,
                            lambda a: a.alert_id == alert.alert_id, 1, timeout=60)
     assert visit.tier is Tier.funds_warning and visit.priority == 0 and visit.reason == "initial"
+
+
+def test_a_call_the_window_no_longer_holds_is_judged_from_the_contact_index(platform):
+    """The person's window keeps at most max_history signals: 220 later calls push the long call out
+    of it, and the listing still finds the resident through the index's evidence."""
+    settings, feeds = platform.settings, Feeds(platform.settings)
+    fraudster, resident = feeds.number(10), feeds.number(11)
+    t0 = ago(hours=2)
+    call = feeds.call(resident, fraudster, t0, duration_s=900)
+    later = [feeds.call(resident, f"+86137{feeds.run % 10**5:05d}{n:03d}", t0 + timedelta(seconds=10 + n), duration_s=5)
+             for n in range(220)]
+    enriched(settings, {call.event_id} | {c.event_id for c in later})
+    person = derived_person_id(resident)
+    feeds.list(IntelKind.fraud_number, fraudster, ago(), Typology.impersonate_police)
+    [alert] = read_records(settings, "alerts", Alert, lambda a: a.person_id == person, 1, timeout=60)
+    assert alert.reach_back is not None and alert.reach_back.event_id == call.event_id
+    assert [s.event_ids for s in alert.signals if s.rule == "fraud_number_contact"] == [[call.event_id]]
