@@ -106,6 +106,7 @@ PLAIN_METRICS = {
     "antifraud_retro_alerts_total": "retro_alerts",
     "antifraud_reference_barrier_waits_total": "barrier_waits",
     "antifraud_reference_barrier_timeouts_total": "barrier_timeouts",
+    "antifraud_reference_barrier_skips_total": "barrier_skips",
     "antifraud_reference_barrier_seconds_sum": "barrier_seconds",
     "antifraud_reference_barrier_seconds_count": "barrier_checks",
 }
@@ -560,6 +561,7 @@ def summarize(marks: dict, points: list[list], funds_alert_points: list[list], s
         "retro_alerts_read": sum(x["latency"]["retro_alerts"] for x in samples if x["t_ms"] > publish),
         "barrier_timeouts": int(last.get("barrier_timeouts", 0) - at_publish.get("barrier_timeouts", 0)),
         "barrier_waits": int(last.get("barrier_waits", 0) - at_publish.get("barrier_waits", 0)),
+        "barrier_skips": int(last.get("barrier_skips", 0) - at_publish.get("barrier_skips", 0)),
         "barrier_wait_s": round(last.get("barrier_seconds", 0) - at_publish.get("barrier_seconds", 0), 1),
     }
     s["stage_seconds"] = stage_seconds(samples, marks)
@@ -680,8 +682,9 @@ def markdown(s: dict, header: dict, out: Path, plot_path: Path, summary_path: Pa
             ("re-checks queued (paced) / forwarded", f"{run['queued']:,} / {run['forwarded']:,}"),
             ("re-checks sent direct (contacts of the last minute)", f"{run['direct_rechecks']:,}"),
             ("retro alerts (metric / read from the alerts topic)", f"{run['retro_alerts_metric']:,} / {run['retro_alerts_read']:,}"),
-            ("reference barrier: waits / timeouts / seconds waited", f"{run['barrier_waits']:,} / {run['barrier_timeouts']:,} / "
-                                                                     f"{run['barrier_wait_s']:,}"),
+            ("reference barrier: batches that waited / gave up after the timeout / skipped (loader far behind)",
+             f"{run['barrier_waits']:,} / {run['barrier_timeouts']:,} / {run['barrier_skips']:,}"),
+            ("reference barrier: seconds spent in it (all batches)", f"{run['barrier_wait_s']:,}"),
         ):
             lines.append(f"| {label} | {value} |")
     st = s.get("stage_seconds") or {}
@@ -767,6 +770,12 @@ def plot(samples: list[dict], points: list[list], marks: dict, path: Path, summa
                          for x in samples], color=color, label=label)
     bottom.plot(xs, [x["lag"].get("intel_reach_back", 0) for x in samples], color="tab:brown", linestyle=":",
                 label="intel_reach_back lag")
+    for mark, style in (("publish_start", "-"), ("loader_done", "--"), ("drained", ":")):
+        if marks.get(mark):
+            for ax in (top, bottom):
+                ax.axvline(minute(marks[mark]), color="black", linestyle=style, linewidth=0.8)
+            bottom.annotate(mark.replace("_", " "), (minute(marks[mark]), 1), fontsize=7, rotation=90,
+                            xytext=(2, 0), textcoords="offset points")
     bottom.set_yscale("symlog", linthresh=10)
     bottom.set_xlabel("minutes since the live traffic started")
     bottom.set_title("reach-back progress")
@@ -830,7 +839,8 @@ class Run:
                      f"forwarded {m.get('forwarded', 0) - base.get('forwarded', 0):,.0f} "
                      f"(lag {lag.get('intel_reach_back', 0):,}, recheck lag {lag.get('signals_recheck', 0):,}), "
                      f"retro alerts {m.get('retro_alerts', 0) - base.get('retro_alerts', 0):,.0f}, "
-                     f"barrier timeouts {m.get('barrier_timeouts', 0) - base.get('barrier_timeouts', 0):,.0f}")
+                     f"barrier timeouts {m.get('barrier_timeouts', 0) - base.get('barrier_timeouts', 0):,.0f} "
+                     f"skips {m.get('barrier_skips', 0) - base.get('barrier_skips', 0):,.0f}")
         print(line, flush=True)
 
     def sample_for(self, phase: str, seconds: float) -> None:
