@@ -168,7 +168,7 @@ def test_fit_line():
 
 def test_the_options_default_to_the_issue_and_the_bench_cli_routes_reach_back(monkeypatch):
     c = parse([])
-    assert (c.entries, c.touched_share, c.rate) == (100_000, 0.05, 500.0)
+    assert (c.entries, c.touched_share, c.rate) == (100_000, 0.05, 200.0)
     assert parse(["--entries", "10000", "--build-min", "1"]).entries == 10_000
     seen = []
     monkeypatch.setattr("bench.reach_back.cli", lambda argv: seen.append(argv) or 0)
