@@ -1,7 +1,7 @@
 """`antifraud bench --reach-back`: 100,000 intelligence entries at once against a contact index built
 from the event mix, beside live traffic (issue 21's bench line).
 
-    antifraud bench --reach-back                      # the issue's run: 100,000 entries, ~15 minutes
+    antifraud bench --reach-back                      # the issue's run: 100,000 entries, ~12 minutes
     antifraud bench --reach-back --entries 10000 --persons 20000 --build-min 1 --baseline-min 1   # a shake-out
     python -m bench.reach_back --help                 # the same, without the CLI
 
