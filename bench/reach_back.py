@@ -694,6 +694,11 @@ def markdown(s: dict, header: dict, out: Path, plot_path: Path, summary_path: Pa
             ("reference barrier: seconds spent in it (all batches)", f"{run['barrier_wait_s']:,}"),
         ):
             lines.append(f"| {label} | {value} |")
+        tiers: Counter = Counter()
+        for key, n in (s.get("retro_alerts_by_list_tier") or {}).items():
+            tiers[key.split("/", 1)[-1]] += n
+        if tiers:
+            lines.append("| retro alerts by tier | " + ", ".join(f"{t} {n:,}" for t, n in tiers.most_common()) + " |")
     st = s.get("stage_seconds") or {}
     if st.get("baseline") and st.get("reach_back"):
         lines += ["", "| stage: micro-batch seconds per second | baseline | during the reach-back |", "| --- | ---: | ---: |"]
