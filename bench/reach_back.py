@@ -77,7 +77,7 @@ from streams.contracts.reference import IntelKind, IntelUpdate, normalize_intel_
 from streams.kafka import producer_config
 from streams.reference import CONTACT_KINDS
 from streams.settings import get_settings
-from streams.supervisor import Platform, spawn_stream_workers
+from streams.supervisor import Platform, spawn_stream_workers, supervise
 from streams.topics_admin import apply_topics
 
 log = logging.getLogger(__name__)
@@ -665,6 +665,9 @@ def markdown(s: dict, header: dict, out: Path, plot_path: Path, summary_path: Pa
     lines += [f"| {what} | {verdict[met]}{figures} |" for what, met, figures in check_rows(s)]
     if s.get("error"):
         lines.append(f"| error | {s['error']} |")
+    for name, w in (s.get("worker_restarts") or {}).items():
+        lines.append(f"| worker restarted | {name}: {w['restarts']} time(s), last exit {w['last_exit']} "
+                     f"(crashed agents: {', '.join(w['crashed_agents']) or '-'}) |")
     if "baseline" in s:
         lines += ["", "| live latency (input produce ->) | baseline | during the reach-back | ratio |", "| --- | ---: | ---: | ---: |"]
         for label, key, stat, rkey in (
@@ -891,8 +894,8 @@ def run(config: ReachBackConfig) -> dict:
     header = {"type": "start", "started_at": _now(), "config": {**asdict(config), "out": str(out), "plot": str(config.plot),
               "summary": str(summary_path), "run_dir": str(run_dir)}, "machine": machine_info(), "workers": workers_n}
     platform = Platform(settings)
-    error, traffic = None, None
-    traffic_stop = threading.Event()
+    error, traffic, supervisor = None, None, None
+    traffic_stop, supervisor_stop = threading.Event(), threading.Event()
     events_offered = 0
     try:
         settings = platform.start_servers()
@@ -902,6 +905,8 @@ def run(config: ReachBackConfig) -> dict:
         env = {"ANTIFRAUD_REACH_BACK_RATE": str(config.reach_back_rate)} if config.reach_back_rate else {}
         r.platform, r.group = platform, catalog.app_id
         r.workers = spawn_stream_workers(platform, workers_n, **env)
+        # As `antifraud up` does: a worker that exits is restarted (with back-off); restarts are reported.
+        supervisor = supervise(platform, supervisor_stop)
         r.metrics_urls = [c.metrics_url for c in r.workers]
         r.broker = Broker(settings.kafka_bootstrap_servers)
         r.ids = {t.name: t.id for t in catalog.topics.values()}
@@ -1022,10 +1027,9 @@ def run(config: ReachBackConfig) -> dict:
                 live = {t: n for t, n in record["lag"].items() if t not in ("in_registry", "norm_registry")}
                 if sum(live.values()) == 0:
                     break
-        dead = [c.name for c in r.workers if c.process and c.process.poll() is not None]
-        if dead:
-            error = f"workers exited during the run: {', '.join(dead)} (logs in {run_dir / 'logs'})"
         # ---- the index's memory, with nothing writing to it
+        supervisor_stop.set()
+        supervisor.join(5)
         for child in r.workers:
             platform.stop_child(child)
         r.index = measure_index(client, config.memory_sample, config.seed)
@@ -1034,6 +1038,9 @@ def run(config: ReachBackConfig) -> dict:
         log.exception("reach-back bench failed")
         error = f"{type(exc).__name__}: {exc}"
     finally:
+        supervisor_stop.set()
+        header["worker_restarts"] = {c.name: {"restarts": c.restarts, "last_exit": c.last_exit,
+                                              "crashed_agents": c.crashed_agents} for c in getattr(r, "workers", [])}
         traffic_stop.set()
         if traffic is not None:
             traffic.join(30)
@@ -1042,6 +1049,9 @@ def run(config: ReachBackConfig) -> dict:
     summary = summarize(r.marks, getattr(r, "latency", None) and r.latency.points or [],
                         getattr(r, "latency", None) and r.latency.funds_alert_points or [],
                         r.samples, r.bulk, r.index, events_offered, config, error)
+    restarts = {name: w for name, w in header.get("worker_restarts", {}).items() if w["restarts"]}
+    if restarts:
+        summary["worker_restarts"] = restarts
     summary["bulk"] = r.bulk
     summary["marks_ms"] = r.marks
     if r.samples and "traffic_start" in r.marks:
