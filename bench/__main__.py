@@ -63,8 +63,8 @@ def cli(argv: list[str] | None = None) -> int:
         from bench.soak import cli as soak
 
         return soak([a for a in args if a != "--soak"])
-    if "--reach-back" in args:  # issue 21's bulk list against the contact index (bench.reach_back)
-        from bench.reach_back import cli as reach_back
+    if "--reach-back" in args:  # issue 21's bulk list against the contact index (bench.bulk_list)
+        from bench.bulk_list import cli as reach_back
 
         return reach_back([a for a in args if a != "--reach-back"])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, func, or_, select
 
-from oversight import queries, reach_back, schema, stats
+from oversight import queries, retro_alerts, schema, stats
 from oversight.access import Phones, Tokens, Unit, authenticator
 from oversight.backlog import ReachBackBacklog
 from oversight.db import migrate
@@ -104,7 +104,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
         with engine.begin() as conn:
             total, items = queries.list_alerts(conn, unit, f, page, page_size, sort)
             numbers = queries.latest_phones(conn, [i["alert_id"] for i in items]) if items else {}
-            reach_back.mark(items, reach_back.of_alerts(conn, [i["alert_id"] for i in items]))
+            retro_alerts.mark(items, retro_alerts.of_alerts(conn, [i["alert_id"] for i in items]))
             for item in items:
                 item["phone"] = phones.show(conn, unit, reveal, request.url.path, item["alert_id"], item["person_id"],
                                             numbers.get(item["alert_id"]))
@@ -121,7 +121,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
             phone = queries.latest_phones(conn, [alert_id]).get(alert_id)
             found["phone"] = phones.show(conn, unit, reveal, request.url.path, alert_id, found["person_id"], phone)
             found["timeline"] = queries.timeline(conn, alert_id)
-            versions = reach_back.of_alerts(conn, [alert_id]).get(alert_id, [])
+            versions = retro_alerts.of_alerts(conn, [alert_id]).get(alert_id, [])
         found["retro"], found["reach_back"] = bool(versions), versions
         return found
 
@@ -177,7 +177,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
     @app.get("/api/stats/reach-back", summary="Retro alerts (回溯预警) per intel source: alerts and residents reached")
     def reach_back_sources(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> dict:
         with engine.connect() as conn:
-            return reach_back.by_source(conn, unit, f)
+            return retro_alerts.by_source(conn, unit, f)
 
     @app.get("/api/reach-back/backlog", summary="Reach-back re-checks waiting to be handed to correlation (centre)")
     def reach_back_backlog(unit: Unit = Depends(unit_of)) -> dict:

@@ -42,7 +42,7 @@ class Filters:
     grid: str | None = None
     status: list[str] = field(default_factory=list)
     channel: list[str] = field(default_factory=list)
-    retro: bool | None = None  # True: retro alerts only (回溯预警, oversight.reach_back); False: the others
+    retro: bool | None = None  # True: retro alerts only (回溯预警, oversight.retro_alerts); False: the others
 
     def on_alerts(self, unit: Unit) -> list:
         s = schema.alert_status.c

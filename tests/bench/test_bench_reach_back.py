@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 
 from bench import __main__ as bench_main
-from bench.reach_back import (
+from bench.bulk_list import (
     ASSUMED_EVENTS_PER_DAY,
     LatencyJoin,
     ReachBackConfig,
@@ -171,5 +171,5 @@ def test_the_options_default_to_the_issue_and_the_bench_cli_routes_reach_back(mo
     assert (c.entries, c.touched_share, c.rate) == (100_000, 0.05, 200.0)
     assert parse(["--entries", "10000", "--build-min", "1"]).entries == 10_000
     seen = []
-    monkeypatch.setattr("bench.reach_back.cli", lambda argv: seen.append(argv) or 0)
+    monkeypatch.setattr("bench.bulk_list.cli", lambda argv: seen.append(argv) or 0)
     assert bench_main.cli(["--reach-back", "--entries", "10"]) == 0 and seen == [["--entries", "10"]]

@@ -3,7 +3,7 @@ from the event mix, beside live traffic (issue 21's bench line).
 
     antifraud bench --reach-back                      # the issue's run: 100,000 entries, ~12 minutes
     antifraud bench --reach-back --entries 10000 --persons 20000 --build-min 1 --baseline-min 1   # a shake-out
-    python -m bench.reach_back --help                 # the same, without the CLI
+    python -m bench.bulk_list --help                 # the same, without the CLI
 
 It starts the embedded broker and Valkey and `--workers` stream workers (`antifraud worker`, every
 stage of streams.worker.STAGES; no channel workers: the measure ends at route's first action), seeds
