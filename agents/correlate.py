@@ -11,9 +11,12 @@ account is a funds warning: its own alert, every time, never suppressed.
     signals_recheck (keyed by person) ──> the same table: late intelligence
 
 A re-check (the reference loader: an entry listed after a signal that touched it) applies
-the hit to that signal's fact while the person's window still holds it, and judges again as
-if the signal had carried it: a transfer to a mule listed late is a funds warning then. A
-re-check that overtakes its signal is held in the state and applied when the signal comes.
+the hit to that signal's fact and judges again as if the signal had carried it: a transfer
+to a mule listed late is a funds warning then. The fact is the one in the person's window,
+or, for a reach-back (agents/reach_back.py) whose signal the window no longer holds, the one
+rebuilt from the contact index's evidence. A re-check of the last minute that overtakes its
+signal is held in the state and applied when the signal comes. An alert version raised this
+way carries `reach_back` (the entry and both times): a retro alert (回溯预警).
 """
 
 from __future__ import annotations
@@ -36,17 +39,18 @@ from streams.alerting import (
     hold_hit,
     load,
     observe,
+    reinstate,
     remember_contact,
     take_held_hits,
 )
 from streams.app import app, catalog, settings, sink_topic, source_topic, table, timed_batches, write_tables_for
 from streams.contracts import Alert, EnrichedSignal, Tier
-from streams.contracts.alerts import AccountRef, FiredSignal, IntelRecheck, Jurisdiction, Vulnerability
+from streams.contracts.alerts import AccountRef, FiredSignal, IntelRecheck, Jurisdiction, ReachBack, Vulnerability
 from streams.contracts.reference import IntelKind
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.rules import get_rules
-from streams.scoring import Evaluation, apply_hit, evaluate, fact_of, is_funds_warning
+from streams.scoring import Evaluation, apply_hit, evaluate, fact_of, fact_of_evidence, is_funds_warning
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,11 @@ SUPPRESSED = Counter("antifraud_alerts_suppressed_total", "Re-fires suppressed i
 LATE_EVENTS = Counter("antifraud_late_events_total", "Signals older than the allowed lateness (still counted)", [])
 RECHECKS = Counter("antifraud_intel_rechecks_applied_total",
                    "Late intelligence re-checks by outcome: applied (the signal's fact changed), held (its signal "
-                   "not seen yet), unchanged (it already carried the entry), gone (no longer in the window)", ["outcome"])
+                   "not seen yet), unchanged (it already carried the entry), gone (no longer in the window), "
+                   "reinstated (a reach-back's signal rebuilt from the contact index)", ["outcome"])
+RETRO_ALERTS = Counter("antifraud_retro_alerts_total",
+                       "Alert versions raised by late intelligence (回溯预警), by the entry's list and source",
+                       ["list", "source"])
 SIGNAL_TO_ALERT = Histogram(
     "antifraud_signal_to_alert_seconds",
     "From the first signal's event time to the alert",
@@ -122,10 +130,11 @@ async def correlate_one(event) -> None:
     metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
 
 
-async def judge(signal: EnrichedSignal, evaluation: Evaluation, state: PersonState, where) -> None:
+async def judge(signal: EnrichedSignal, evaluation: Evaluation, state: PersonState, where,
+                late: ReachBack | None = None) -> None:
     decision = decide(state, signal.person_id, evaluation, RULES)
     if decision.verdict in (Verdict.new, Verdict.upgrade, Verdict.repeat):
-        await publish(risk_alert(signal, decision, evaluation, state, where))
+        await publish(risk_alert(signal, decision, evaluation, state, where, late))
     elif decision.verdict is Verdict.suppressed:
         SUPPRESSED.inc()
 
@@ -143,8 +152,13 @@ async def recheck_one(event) -> None:
     write_tables_for(event)
     state = load(person_state[recheck.person_id])
     fact = next((f for f in state.facts if f.event_id == recheck.event_id), None)
+    t = recheck.event_time.timestamp()
+    if fact is None and recheck.reach_back and recheck.evidence is not None:
+        # The signal left the person's window (or its cap): judged again from the contact index's evidence.
+        fact = fact_of_evidence(recheck.event_id, t, recheck.evidence)
+        reinstate(state, fact, RULES)
+        RECHECKS.labels("reinstated").inc()
     if fact is None:
-        t = recheck.event_time.timestamp()
         if state.watermark and t < state.watermark - RULES.history_s:
             RECHECKS.labels("gone").inc()
             return
@@ -157,16 +171,22 @@ async def recheck_one(event) -> None:
         RECHECKS.labels("unchanged").inc()
         return
     RECHECKS.labels("applied").inc()
+    late = reach_back_of(recheck)
     signal = recheck_signal(recheck, state)
     where = state.jurisdiction or signal.jurisdiction
     elderly = bool(state.vulnerability and state.vulnerability.elderly)
     student = bool(state.vulnerability and state.vulnerability.student)
     evaluation = evaluate(state.facts, state.watermark, RULES, elderly, student, anchor=fact.t)
     if is_funds_warning(fact, RULES) and not was_funds_warning:
-        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state, where, late=recheck))
-    await judge(signal, evaluation, state, where)
+        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state, where, late=late))
+    await judge(signal, evaluation, state, where, late)
     person_state[recheck.person_id] = dump(state)
     metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
+
+
+def reach_back_of(recheck: IntelRecheck) -> ReachBack:
+    return ReachBack(kind=recheck.hit.kind, source=recheck.hit.source, listed_at=recheck.listed_at,
+                     contacted_at=recheck.event_time, event_id=recheck.event_id)
 
 
 def recheck_signal(recheck: IntelRecheck, state: PersonState) -> EnrichedSignal:
@@ -179,21 +199,34 @@ def recheck_signal(recheck: IntelRecheck, state: PersonState) -> EnrichedSignal:
     )
 
 
-def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state: PersonState, where) -> Alert:
-    fired = list(ev.fired)
+def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state: PersonState, where,
+               late: ReachBack | None = None) -> Alert:
+    fired = [with_listing(f, late) for f in ev.fired]
     if decision.verdict is Verdict.repeat:
         fired.append(FiredSignal(rule="repeated_warning", weight=0, event_ids=[], detail="fresh evidence after the cool-down"))
-    return _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, where,
-                  decision.previous_tier)
+    alert = _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, where,
+                   decision.previous_tier)
+    alert.reach_back = late
+    return alert
+
+
+def with_listing(fired: FiredSignal, late: ReachBack | None) -> FiredSignal:
+    """A rule fired by a signal whose entry was listed after it says both times (回溯预警)."""
+    if late is None or late.event_id not in fired.event_ids:
+        return fired
+    detail = f"{fired.detail}; " if fired.detail else ""
+    return FiredSignal(rule=fired.rule, weight=fired.weight, event_ids=fired.event_ids,
+                       detail=f"{detail}contacted at {late.contacted_at.isoformat()}, listed at {late.listed_at.isoformat()} "
+                              f"({late.kind.value}, {late.source})")
 
 
 def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, state: PersonState, where,
-                        late: IntelRecheck | None = None) -> Alert:
+                        late: ReachBack | None = None) -> Alert:
     mule = max((h for h in signal.intel if h.kind is IntelKind.mule_account), key=lambda h: h.confidence)
     detail = "transfer to a listed mule account (资金预警)"
     if late is not None:
         detail = (f"transfer to an account listed as a mule after it (资金预警): transferred at "
-                  f"{late.event_time.isoformat()}, listed at {late.listed_at.isoformat()}")
+                  f"{late.contacted_at.isoformat()}, listed at {late.listed_at.isoformat()} ({late.source})")
     trigger = FiredSignal(rule="mule_transfer", weight=100, event_ids=[event_id], detail=detail)
     context = [f for f in ev.fired if event_id not in f.event_ids]
     ev_with_type = Evaluation(ev.score, ev.fired, Tier.funds_warning, mule.typology, ev.first_signal_t)
@@ -203,6 +236,7 @@ def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, s
                    state, where)
     alert.accounts = accounts
     alert.score = 100 + ev.score
+    alert.reach_back = late
     return alert
 
 
@@ -235,6 +269,8 @@ async def publish(alert: Alert) -> None:
     await ALERTS.send(key=alert.person_id.encode(), value=ENCODER.encode(alert))
     ALERTS_TOTAL.labels(alert.tier.value, alert.typology.value, alert.jurisdiction.county).inc()
     SIGNAL_TO_ALERT.observe(max(0.0, (alert.alert_at - alert.first_signal_at).total_seconds()))
+    if alert.reach_back is not None:
+        RETRO_ALERTS.labels(alert.reach_back.kind.value, alert.reach_back.source).inc()
     log.info(
         "alert %s v%d %s %s score %.0f (%s)",
         alert.alert_id, alert.version, alert.tier.value, alert.typology.value, alert.score,

@@ -13,8 +13,9 @@ no event is dropped or sent on unenriched.
 Reference before judgement (docs/enrichment.md): before a batch is looked up, the reference
 barrier waits (bounded) until the loader has applied everything on the normalized reference
 topics; after it, the exact intel entries the batch's signals touched are registered in the
-contact index and read again in one transaction, so an entry listed a moment later reaches
-the signal through the loader and correlate (late intelligence).
+contact index (with what correlation needs of the signal, for the reach-back window) and read
+again in one transaction, so an entry listed a moment or three days later reaches the signal
+through the loader and correlate (late intelligence, docs/detection.md).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from streams.contracts.reference import AgeBand, IdentifierKind
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.reference import (
+    CONTACT_KINDS,
     LookupRequest,
     LookupResult,
     ReferenceBarrier,
@@ -45,6 +47,8 @@ from streams.reference import (
     resolve,
     url_probes,
 )
+from streams.rules import get_rules
+from streams.scoring import evidence_of, fact_of
 from streams.valkey import until_valkey_answers
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,7 @@ SIGNALS = sink_topic("signals_enriched")
 DEAD_LETTERS = sink_topic("dead_letter")
 ENCODER = msgspec.json.Encoder()
 ELDERLY = (AgeBand.age_60_69, AgeBand.age_70_plus)
+RULES = get_rules()  # the reach-back window: how long the contact index keeps a contact
 UNKNOWN_PLACE = Jurisdiction(county="unknown", station="unknown", grid="unknown")
 
 WAITING = Gauge("antifraud_events_waiting_enrichment", "Events taken into the enrich batch and not yet sent on")
@@ -142,7 +147,7 @@ async def follow_reference_invalidations() -> None:
 async def enrich(stream):
     store = process_store()
     barrier = ReferenceBarrier(store, settings.kafka_bootstrap_servers, REFERENCE_TOPICS,
-                               settings.reference_barrier_timeout_s)
+                               settings.reference_barrier_timeout_s, settings.reference_barrier_max_backlog)
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     try:
         async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
@@ -175,10 +180,12 @@ async def enrich_batch(batch, store, barrier: ReferenceBarrier | None = None) ->
     records = await until_valkey_answers(STAGE, settings, lambda: store.lookup_records(requests, STAGE, use_cache))
     now_ms = int(time.time() * 1000)
     signals = [enriched_signal(envelope, resolve(request, records, now_ms)) for _, envelope, request in decoded]
-    contacts = [contact for (_, _, request), signal in zip(decoded, signals)
-                for contact in contacts_of(request, signal.person_id, signal.event_id,
-                                           int(signal.event_time.timestamp() * 1000))]
-    fresh = await until_valkey_answers(STAGE, settings, lambda: store.register_contacts(contacts))
+    contacts = []
+    for (_, _, request), signal in zip(decoded, signals):
+        if any(probe.kind in CONTACT_KINDS for probe in request.probes):
+            contacts += contacts_of(request, signal.person_id, signal.event_id,
+                                    int(signal.event_time.timestamp() * 1000), evidence_of(fact_of(signal)))
+    fresh = await until_valkey_answers(STAGE, settings, lambda: store.register_contacts(contacts, RULES.reach_back.window_s))
     changed = {key for key, record in fresh.items() if record != records.get(key)}
     if changed:  # listed (or changed) between the lookup and the registration: judged with it
         records.update(fresh)

@@ -10,8 +10,11 @@ the next event enriched sees the change.
 
 The same pipeline raises `ref:applied` to the batch's highest offset per partition: enrich
 waits on it before judging (the reference barrier, docs/enrichment.md). A new or changed
-entry of an exact-match list is looked up in the contact index (`ref:contact:`), and each
-signal found there that did not carry the entry goes to correlate on signals_recheck.
+entry of an exact-match list is looked up in the contact index (`ref:contact:`); each signal
+found there in the reach-back window (rules.yaml `reach_back`, streams.reference.reach_back_contacts)
+goes back to correlation: a signal within a minute of the listing or after it (it crossed the
+entry) straight to signals_recheck, an older one through intel_reach_back, paced by
+agents/reach_back.py.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from streams.contracts import IntelUpdate, contract
 from streams.contracts.alerts import IntelHit, IntelRecheck
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
-from streams.reference import Contact, partition_id, process_store, write_for
+from streams.reference import Contact, epoch_ms, partition_id, process_store, reach_back_contacts, write_for
+from streams.rules import get_rules
 from streams.valkey import until_valkey_answers
 
 log = logging.getLogger(__name__)
@@ -39,10 +43,15 @@ SOURCES = {spec.name: spec for spec in map(catalog.topic, ("norm_intel", "norm_r
 DECODERS = {name: msgspec.json.Decoder(contract(spec.contract)) for name, spec in SOURCES.items()}
 DEAD_LETTERS = sink_topic("dead_letter")
 RECHECKS = sink_topic("signals_recheck")
+REACH_BACK = sink_topic("intel_reach_back")
+RULES = get_rules()
 ENCODER = msgspec.json.Encoder()
 RECHECKS_SENT = Counter("antifraud_intel_rechecks_total",
-                        "Signals handed back to correlate because an entry they touched was listed later, by list",
-                        ["list"])
+                        "Signals handed back to correlate because an entry they touched was listed later, by list "
+                        "and path: direct (the last minute), reach_back (paced)", ["list", "path"])
+REACH_BACK_QUEUED = Counter("antifraud_reach_back_queued_total",
+                            "Residents a newly listed entry reaches back to (queued on intel_reach_back), by list and "
+                            "source", ["list", "source"])
 
 UPDATES = Counter(
     "antifraud_reference_updates_total",
@@ -81,7 +90,7 @@ def progress_of(batch) -> dict[str, int]:
     return progress
 
 
-def recheck_of(update: IntelUpdate, contact: Contact) -> IntelRecheck:
+def recheck_of(update: IntelUpdate, contact: Contact, reach_back: bool = False) -> IntelRecheck:
     return IntelRecheck(
         person_id=contact.person_id,
         event_id=contact.event_id,
@@ -89,6 +98,8 @@ def recheck_of(update: IntelUpdate, contact: Contact) -> IntelRecheck:
         hit=IntelHit(kind=update.kind, matched_on=contact.matched_on, typology=update.typology,
                      confidence=update.confidence, source=update.source),
         listed_at=update.event_time,
+        evidence=contact.evidence,
+        reach_back=reach_back,
     )
 
 
@@ -112,8 +123,17 @@ async def load_batch(batch, store) -> None:
     out = outbox()
     for (ev, update), write, done, touched in zip(updates, writes, applied, contacts):
         UPDATES.labels(list_of(update), write.outcome if done else "stale").inc()
-        for contact in touched:  # a late entry: correlate re-checks these signals (it skips what already had it)
-            out.add(RECHECKS, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact)))
-            RECHECKS_SENT.labels(list_of(update)).inc()
         metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - ev.message.timestamp))
+        if not touched:
+            continue
+        # A late entry: correlate re-checks these signals (it skips what already carried the entry).
+        at_once, paced = reach_back_contacts(touched, epoch_ms(update.event_time), now_ms,
+                                             RULES.reach_back.window_s, RULES.reach_back.fresh_listing_s)
+        for contact in at_once:
+            out.add(RECHECKS, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact)))
+        for contact in paced:
+            out.add(REACH_BACK, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact, True)))
+        RECHECKS_SENT.labels(list_of(update), "direct").inc(len(at_once))
+        RECHECKS_SENT.labels(list_of(update), "reach_back").inc(len(paced))
+        REACH_BACK_QUEUED.labels(list_of(update), update.source).inc(len(paced))
     await out.send()

@@ -14,7 +14,8 @@ DEFAULTS = BenchConfig()
 def parse(argv: list[str] | None = None) -> BenchConfig:
     p = argparse.ArgumentParser(prog="python -m bench", description="Throughput, latency and resources of the pipeline.",
                                 epilog="--soak: the whole platform for an hour, sampled once a minute "
-                                       "(`antifraud bench --soak --help`)")
+                                       "(`antifraud bench --soak --help`); --reach-back: 100,000 intel entries at once "
+                                       "against the contact index, beside live traffic (`antifraud bench --reach-back --help`)")
     p.add_argument("--persons", type=int, default=DEFAULTS.persons, help="registry size (residents)")
     p.add_argument("--intel", type=int, default=DEFAULTS.intel, help="intelligence list entries")
     p.add_argument("--events", type=int, default=DEFAULTS.events,
@@ -62,6 +63,10 @@ def cli(argv: list[str] | None = None) -> int:
         from bench.soak import cli as soak
 
         return soak([a for a in args if a != "--soak"])
+    if "--reach-back" in args:  # issue 21's bulk list against the contact index (bench.bulk_list)
+        from bench.bulk_list import cli as reach_back
+
+        return reach_back([a for a in args if a != "--reach-back"])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     from bench.run import main
 

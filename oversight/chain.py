@@ -60,17 +60,22 @@ class Chain:
         steps: list[AuditStep] = []
         seen_events: set[str] = set()
         for a in sorted(self.alerts, key=lambda a: (a["alert_at"], a["version"])):
-            for fired in json.loads(a["payload"])["signals"]:
+            record = json.loads(a["payload"])
+            late = record.get("reach_back") or {}
+            for fired in record["signals"]:
                 for event_id in fired["event_ids"]:
                     if event_id in seen_events:
                         continue  # a later version repeats its evidence
                     seen_events.add(event_id)
-                    steps.append(_step(a["first_signal_at"], StepKind.signal, event_id, "centre:detection",
+                    # The contact a late listing caught is placed at its own time, before the listing.
+                    at = (datetime.fromisoformat(late["contacted_at"]) if event_id == late.get("event_id")
+                          else a["first_signal_at"])
+                    steps.append(_step(at, StepKind.signal, event_id, "centre:detection",
                                        f"{fired['rule']}: {fired.get('detail', '')}".strip(": "), a["alert_id"]))
             steps.append(_step(a["alert_at"], StepKind.alert, f"{a['alert_id']}:v{a['version']}",
                                f"station:{a['station']}",
                                f"{a['tier']} {a['typology']} alert (v{a['version']}, score {a['score']:.0f}) "
-                               f"for {a['county']}/{a['station']}", a["alert_id"]))
+                               f"for {a['county']}/{a['station']}{retro_note(record)}", a["alert_id"]))
         for a in self.actions:
             steps.append(_step(a["created_at"] or a["deadline"], StepKind.action, a["action_id"],
                                channel_unit(a["channel"], json.loads(a["payload"])),
@@ -100,6 +105,15 @@ class Chain:
 
 
 _ORDER = {kind: n for n, kind in enumerate(StepKind)}
+
+
+def retro_note(record: dict) -> str:
+    """For a version raised by late intelligence (回溯预警): the entry's list and source, and both times."""
+    late = record.get("reach_back")
+    if not late:
+        return ""
+    return (f"; retro alert (回溯预警): {late['kind']} entry listed at {late['listed_at']} by {late['source']}, "
+            f"contacted at {late['contacted_at']} ({late['event_id']})")
 
 
 def _step(at: datetime, kind: StepKind, ref: str, unit: str, summary: str, alert_id: str | None) -> AuditStep:

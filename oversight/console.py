@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,10 +22,12 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, func, or_, select
 
-from oversight import queries, schema, stats
+from oversight import queries, retro_alerts, schema, stats
 from oversight.access import Phones, Tokens, Unit, authenticator
+from oversight.backlog import ReachBackBacklog
 from oversight.db import migrate
 from oversight.queries import AlertStatus, Filters, SortKey
+from streams.catalog import Catalog, get_catalog
 from streams.contracts import Channel, Tier
 from streams.contracts.common import Typology
 from streams.settings import Settings
@@ -44,13 +47,23 @@ def filters(
     grid: str | None = Query(None),
     status: list[AlertStatus] = Query([], description="open, dissuaded, escalated, unreachable, closed."),
     channel: list[Channel] = Query([], description="Alerts with an action on this channel."),
+    retro: bool | None = Query(None, description="true: retro alerts only (回溯预警: raised by intelligence listed "
+                               "after the contact); false: the others."),
 ) -> Filters:
     return Filters(since, until, [t.value for t in typology], [t.value for t in tier], county, station, grid,
-                   [s.value for s in status], [c.value for c in channel])
+                   [s.value for s in status], [c.value for c in channel], retro)
 
 
-def create_app(settings: Settings, engine: Engine) -> FastAPI:
+def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = None) -> FastAPI:
+    backlog = ReachBackBacklog(settings, catalog or get_catalog(settings.topics_file))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        backlog.close()  # its broker connection
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Anti-fraud oversight console",
         description="Warnings, dissuasion and accountability per unit (synthetic data). Every /api call needs "
         "`Authorization: Bearer <unit token>`.",
@@ -91,6 +104,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         with engine.begin() as conn:
             total, items = queries.list_alerts(conn, unit, f, page, page_size, sort)
             numbers = queries.latest_phones(conn, [i["alert_id"] for i in items]) if items else {}
+            retro_alerts.mark(items, retro_alerts.of_alerts(conn, [i["alert_id"] for i in items]))
             for item in items:
                 item["phone"] = phones.show(conn, unit, reveal, request.url.path, item["alert_id"], item["person_id"],
                                             numbers.get(item["alert_id"]))
@@ -107,6 +121,8 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
             phone = queries.latest_phones(conn, [alert_id]).get(alert_id)
             found["phone"] = phones.show(conn, unit, reveal, request.url.path, alert_id, found["person_id"], phone)
             found["timeline"] = queries.timeline(conn, alert_id)
+            versions = retro_alerts.of_alerts(conn, [alert_id]).get(alert_id, [])
+        found["retro"], found["reach_back"] = bool(versions), versions
         return found
 
     @app.get("/api/stats/warnings", summary="Warning counts by type, tier, area and time bucket")
@@ -158,6 +174,18 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
         with engine.connect() as conn:
             return stats.followups(conn, unit, f)
 
+    @app.get("/api/stats/reach-back", summary="Retro alerts (回溯预警) per intel source: alerts and residents reached")
+    def reach_back_sources(unit: Unit = Depends(unit_of), f: Filters = Depends(filters)) -> dict:
+        with engine.connect() as conn:
+            return retro_alerts.by_source(conn, unit, f)
+
+    @app.get("/api/reach-back/backlog", summary="Reach-back re-checks waiting to be handed to correlation (centre)")
+    def reach_back_backlog(unit: Unit = Depends(unit_of)) -> dict:
+        # City-wide (how many residents are about to be re-checked), not one jurisdiction's: the centre's.
+        if unit.role != "centre":
+            raise HTTPException(403, "the reach-back backlog is a city-wide figure: the centre's")
+        return backlog.read()
+
     @app.get("/api/audits", summary="Reverse audits (预警成案倒查), newest first")
     def audits(unit: Unit = Depends(unit_of), f: Filters = Depends(filters), page: int = Query(1, ge=1),
                page_size: int = Query(50, ge=1, le=500)) -> dict:
@@ -197,7 +225,8 @@ def _audit(row, full: bool = False) -> dict:
 def run_console(settings: Settings) -> None:
     """`antifraud console`: migrate the ledger to head, then serve on console_host:console_port until stopped.
 
-    Needs only the database (no Kafka, no Valkey)."""
+    Needs only the database (no Valkey); the broker only for the reach-back backlog figure, which says
+    so when it cannot be read."""
     import uvicorn
 
     engine = migrate(settings)

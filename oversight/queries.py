@@ -42,6 +42,7 @@ class Filters:
     grid: str | None = None
     status: list[str] = field(default_factory=list)
     channel: list[str] = field(default_factory=list)
+    retro: bool | None = None  # True: retro alerts only (回溯预警, oversight.retro_alerts); False: the others
 
     def on_alerts(self, unit: Unit) -> list:
         s = schema.alert_status.c
@@ -59,6 +60,10 @@ class Filters:
         if self.channel:
             a = schema.actions.c
             conditions.append(exists(select(a.action_id).where(a.alert_id == s.alert_id, a.channel.in_(self.channel))))
+        if self.retro is not None:
+            rb = schema.alert_reach_back.c
+            retro = exists(select(rb.alert_id).where(rb.alert_id == s.alert_id))
+            conditions.append(retro if self.retro else ~retro)
         return conditions
 
     def period(self, time_column) -> list:

@@ -56,6 +56,14 @@ def alert_rows(a: Alert, payload: str) -> Rows:
     for ref in {(acc.bank, acc.account) for acc in a.accounts}:
         rows.append((schema.alert_accounts, dict(alert_id=a.alert_id, version=a.version, bank=ref[0],
                                                  account=ref[1], person_id=a.person_id)))
+    if a.reach_back is not None:
+        rb = a.reach_back
+        # source is a short code upstream; cut, never refused: a refused row would lose the whole alert.
+        rows.append((schema.alert_reach_back, dict(
+            alert_id=a.alert_id, version=a.version, person_id=a.person_id, kind=rb.kind.value, source=rb.source[:64],
+            listed_at=utc(rb.listed_at), contacted_at=utc(rb.contacted_at), event_id=rb.event_id,
+            county=j.county, station=j.station,
+        )))
     return rows
 
 

@@ -55,6 +55,26 @@ alerts = Table(
     Index("ix_alerts_phone", "phone"),
 )
 
+# Reach-back (回溯预警): one row per alert version that late intelligence raised (Alert.reach_back),
+# the entry and the contact it caught. A side table rather than columns on `alerts`: only retro
+# versions have the facts, and the console counts them per intel source without reading payloads.
+# A version is retro exactly when it has a row here.
+alert_reach_back = Table(
+    "alert_reach_back",
+    metadata,
+    _id("alert_id", primary_key=True),
+    Column("version", Integer, primary_key=True),
+    _id("person_id", nullable=False),
+    Column("kind", String(32), nullable=False),  # the entry's list (IntelKind)
+    Column("source", String(64), nullable=False),  # who listed it (intel update's source)
+    Column("listed_at", DateTime, nullable=False),
+    Column("contacted_at", DateTime, nullable=False),
+    _id("event_id", nullable=False),  # the signal that touched the entry
+    Column("county", String(32), nullable=False),
+    Column("station", String(32), nullable=False),
+    Index("ix_alert_reach_back_source", "source"),
+)
+
 alert_accounts = Table(
     "alert_accounts",
     metadata,

@@ -162,6 +162,22 @@ def _entry(kind: IntelKind, typology: Typology, n: int, count: int, rng: random.
                       counterpart_type, bank)
 
 
+def unlisted_number(intel: Intel, counterpart_type: CounterpartType, rng: random.Random) -> str:
+    """A fraud-like number of this type that no list holds, not even as a range: one to list late."""
+    while True:
+        number = _number(counterpart_type, rng)
+        if not intel.is_listed_number(number):
+            return number
+
+
+def unlisted_account(intel: Intel, rng: random.Random) -> str:
+    """A mule-like account token that no list holds yet."""
+    while True:
+        token = "acct_" + hashlib.blake2b(rng.randbytes(16), digest_size=10).hexdigest()
+        if not intel.is_listed_account(token):
+            return token
+
+
 def _digits(rng: random.Random, n: int) -> str:
     return "".join(rng.choice("0123456789") for _ in range(n))
 

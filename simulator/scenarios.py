@@ -49,12 +49,22 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
+class LateListing:
+    """An intel entry published after the contact it should have caught (simulator.late_intel)."""
+
+    offer: Offer  # the IntelUpdate, on in_intel
+    after: str  # event id of that contact
+    delay_s: float  # wall-clock seconds after the contact is sent (not compressed like the story's gaps)
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
     name: str
     typology: Typology | None  # None: benign
     person_id: str
     offers: list[Offer]
     expect_funds_warning: bool = False
+    listings: tuple[LateListing, ...] = ()  # entries listed only after the contacts (回溯预警)
 
     @property
     def event_ids(self) -> list[str]:

@@ -5,7 +5,10 @@ and intelligence lists as update messages, then mostly ordinary carrier and bank
 traffic, a few percent fraud scenarios and a small share of malformed messages. Fraud
 scenarios are replayed with their gaps compressed (a 13-minute wait becomes a few
 seconds) and every event is stamped with the wall-clock time it is sent, so the
-platform's time windows see the story as it would unfold, only faster.
+platform's time windows see the story as it would unfold, only faster. In `antifraud up`
+a share of the frauds (ANTIFRAUD_SIMULATOR_LATE_LISTING_SHARE) use a number or mule account
+that is listed only seconds to minutes after the contact (simulator.late_intel): the
+platform finds those residents by reaching back (回溯预警).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import msgspec
 from confluent_kafka import Producer
 from prometheus_client import Counter
 
+from simulator import late_intel
 from simulator import scenarios as sc
 from simulator.malformed import malformed
 from simulator.population import Person, Population
@@ -42,7 +46,7 @@ log = logging.getLogger(__name__)
 OFFERED = Counter(
     "antifraud_simulator_offered_total",
     "Messages the traffic simulator delivered to an input topic, by topic id and kind "
-    "(reference, benign, fraud, malformed).",
+    "(reference, benign, fraud, malformed, late_intel: an entry listed after its contact).",
     ["topic", "kind"],
 )
 CN_TZ = timezone(timedelta(hours=8))  # partners stamp local time with its offset
@@ -62,6 +66,8 @@ class TrafficSimulator:
         fraud_share: float = 0.03,
         malformed_share: float = 0.01,
         late_share: float = 0.005,
+        late_listing_share: float = 0.0,
+        late_listing_delay_s: tuple[float, float] = late_intel.DELAY_S,
         time_scale: float = 1 / 60,
         max_gap_s: float = 3.0,
         run_tag: str | None = None,
@@ -72,6 +78,10 @@ class TrafficSimulator:
         time_scale and max_gap_s compress a scenario's real gaps when it is replayed.
         run_tag goes into every event id: a restart with the same seed must not be
         dropped as duplicates, so by default it is the start time; tests fix it.
+        late_listing_share: share of fraud scenarios whose number or mule account is listed
+        after the contact (late_listing_delay_s of wall clock after it). 0 by default: the
+        bench measures latency from a contact to its alert, which a listing minutes later
+        would stretch.
         """
         self.settings = settings
         self.seed = settings.simulator_seed if seed is None else seed
@@ -81,6 +91,7 @@ class TrafficSimulator:
         self.ids = EventIds(f"s{self.seed}r{run_tag or format(int(time.time()), 'x')}")
         self.malformed_share = malformed_share
         self.late_share = late_share
+        self.late_listing_share, self.late_listing_delay_s = late_listing_share, late_listing_delay_s
         self.time_scale, self.max_gap_s = time_scale, max_gap_s
         self.fraud_odds = fraud_share * MEAN_BENIGN_OFFERS / (
             MEAN_FRAUD_OFFERS * (1 - fraud_share) + fraud_share * MEAN_BENIGN_OFFERS)
@@ -93,7 +104,8 @@ class TrafficSimulator:
         self.failed: Tally[tuple[str, str]] = Tally()
         self.scenarios: deque[Scenario] = deque(maxlen=10_000)  # ground truth of recent frauds
         self._ready: deque[tuple[Offer, str]] = deque()
-        self._scheduled: list[tuple[float, int, Offer]] = []  # (monotonic due, seq, offer): fraud replays
+        # (monotonic due, seq, offer, kind): fraud replays, and the late listings of their entries
+        self._scheduled: list[tuple[float, int, Offer, str]] = []
         self._seq = 0
 
     # ------------------------------------------------------------------ delivery
@@ -181,7 +193,7 @@ class TrafficSimulator:
 
     def _offer_next(self, now: float) -> None:
         if self._scheduled and self._scheduled[0][0] <= now:
-            self._emit(heapq.heappop(self._scheduled)[2], "fraud")
+            self._emit(*heapq.heappop(self._scheduled)[2:])
             return
         if not self._ready:
             draw = self.rng.random()
@@ -192,7 +204,7 @@ class TrafficSimulator:
             if draw < self.malformed_share + self.fraud_odds:
                 self._start_fraud(now)
                 if self._scheduled and self._scheduled[0][0] <= now:
-                    self._emit(heapq.heappop(self._scheduled)[2], "fraud")
+                    self._emit(*heapq.heappop(self._scheduled)[2:])
                     return
             self._ready.extend(self._benign().offers)
         self._emit(self._ready.popleft(), "benign")
@@ -208,16 +220,28 @@ class TrafficSimulator:
         typology = self.rng.choice(FRAUD_TYPOLOGIES)
         victim = self._victim(typology)
         scenario = sc.FRAUD_BUILDERS[typology](victim, self.intel, datetime.now(CN_TZ), self.rng, self.ids)
+        # Drawn only when asked for: with no late listings the traffic is what it always was, seed for seed.
+        if self.late_listing_share and self.rng.random() < self.late_listing_share:
+            scenario = late_intel.listed_late(scenario, self.intel, self.rng, self.ids, self.late_listing_delay_s)
         self.scenarios.append(scenario)
         due, previous = now, scenario.offers[0].value.event_time
+        due_of: dict[str, float] = {}
         for offer in scenario.offers:
             gap = (offer.value.event_time - previous).total_seconds()
             due += min(max(gap, 0.0) * self.time_scale, self.max_gap_s)
             previous = offer.value.event_time
-            self._seq += 1
-            heapq.heappush(self._scheduled, (due, self._seq, offer))
-        log.info("simulator: fraud scenario %s started for %s (%d events, funds warning expected: %s)",
-                 scenario.name, victim.person_id, len(scenario.offers), scenario.expect_funds_warning)
+            due_of[offer.value.event_id] = due
+            self._schedule(due, offer, "fraud")
+        for listing in scenario.listings:  # after the contact by real seconds: late news is not compressed
+            self._schedule(due_of[listing.after] + listing.delay_s, listing.offer, "late_intel")
+        log.info("simulator: fraud scenario %s started for %s (%d events, funds warning expected: %s%s)",
+                 scenario.name, victim.person_id, len(scenario.offers), scenario.expect_funds_warning,
+                 "".join(f"; its {x.offer.value.kind.value} listed {x.delay_s:.0f} s after the contact"
+                         for x in scenario.listings))
+
+    def _schedule(self, due: float, offer: Offer, kind: str) -> None:
+        self._seq += 1
+        heapq.heappush(self._scheduled, (due, self._seq, offer, kind))
 
     def _victim(self, typology) -> Person:
         """Fraud reaches the vulnerable more often: try a few residents for the preferred group."""
@@ -254,10 +278,10 @@ class TrafficSimulator:
         for (_, kind), n in self.offered.items():
             by_kind[kind] += n
         traffic = sum(n for kind, n in by_kind.items() if kind != "reference")
-        log.info("simulator: %d messages in %.0f s (%.0f/s): benign %d, fraud %d, malformed %d; "
+        log.info("simulator: %d messages in %.0f s (%.0f/s): benign %d, fraud %d, malformed %d, late listings %d; "
                  "%d fraud scenarios started, %d of their events pending",
                  traffic, elapsed, traffic / max(elapsed, 1e-9), by_kind["benign"], by_kind["fraud"],
-                 by_kind["malformed"], len(self.scenarios), len(self._scheduled))
+                 by_kind["malformed"], by_kind["late_intel"], len(self.scenarios), len(self._scheduled))
 
 
 def retimed(value: msgspec.Struct, at: datetime) -> msgspec.Struct:
@@ -276,7 +300,8 @@ def main(settings: Settings, *, n_persons: int = 2_000, n_intel: int = 500) -> N
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGINT, signal.SIGTERM):
             previous[signum] = signal.signal(signum, lambda *_: stop.set())
-    simulator = TrafficSimulator(settings, n_persons=n_persons, n_intel=n_intel)
+    simulator = TrafficSimulator(settings, n_persons=n_persons, n_intel=n_intel,
+                                 late_listing_share=settings.simulator_late_listing_share)
     try:
         simulator.seed_reference(stop)
         if not stop.is_set():

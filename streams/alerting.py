@@ -94,6 +94,16 @@ def observe(state: PersonState, fact: Fact, rules: Rules) -> None:
     state.facts = [f for f in state.facts if f.t >= horizon][-rules.max_history :]
 
 
+def reinstate(state: PersonState, fact: Fact, rules: Rules) -> None:
+    """Put back a signal the window no longer holds (a reach-back): placed by its time, not counted as a
+    late arrival, and it moves no watermark (it is old news made relevant, not a new event)."""
+    times = [f.t for f in state.facts]
+    state.facts.insert(bisect.bisect_right(times, fact.t), fact)
+    if len(state.facts) > rules.max_history:  # the cap drops the oldest, unless that is the fact just put back
+        oldest = next(f for f in state.facts if f is not fact)
+        state.facts.remove(oldest)
+
+
 class Verdict(str, Enum):
     none = "none"  # nothing reached a tier, or nothing new
     new = "new"  # a new alert id, version 1

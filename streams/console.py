@@ -32,6 +32,9 @@ SECTIONS = (
     ("duplicates dropped", "antifraud_duplicates_total", "source"),
     ("alerts by tier", "antifraud_alerts_total", "tier"),
     ("alerts by warning type", "antifraud_alerts_total", "typology"),
+    # Late intelligence: residents a listing reached back to, and the retro alerts it raised (回溯预警).
+    ("reach-back queued by intel source", "antifraud_reach_back_queued_total", "source"),
+    ("retro alerts by intel source", "antifraud_retro_alerts_total", "source"),
     ("actions by channel", "antifraud_actions_total", "channel"),
     ("outcomes by result", "antifraud_outcomes_total", "result"),
     ("bank requests sent", "antifraud_bank_requests_total", "bank", {"status": "apply_sent"}),

@@ -6,7 +6,8 @@ One place for the layout (docs/enrichment.md explains it to operators):
     ref:registry:<cell|branch>:<code>          -> LocationRecord (JSON)
     ref:intel:<intel kind>:<value>             -> IntelRecord (JSON), expires at its expires_at
     ref:tomb:<registry|intel>:<kind>:<value>   -> event_time_ms of the delete that removed the entry
-    ref:contact:<intel kind>:<value>           -> hash "<person id> <event id>" -> event time ms (expiring)
+    ref:contact:<intel kind>:<value>           -> hash "<person id> <field> <event id>" -> [event time ms, evidence]
+                                                  (each field expires when its contact leaves the reach-back window)
     ref:applied                                -> hash "<norm topic>:<partition>" -> highest offset applied
     channel ref:invalidations                  <- {"keys": [entry keys a write touched], "applied": {...}}
 
@@ -47,7 +48,7 @@ from prometheus_client import Counter, Histogram
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from streams.contracts.alerts import IntelHit
+from streams.contracts.alerts import IntelHit, SignalEvidence
 from streams.contracts.common import Typology, UpdateOp
 from streams.contracts.reference import (
     AgeBand,
@@ -77,7 +78,6 @@ APPLIED_KEY = "ref:applied"
 # Lists matched by one exact key, whose contacts are indexed for late intelligence. Ranges and
 # parent domains are not (one number or host would touch many keys): see docs/enrichment.md.
 CONTACT_KINDS = frozenset({IntelKind.mule_account, IntelKind.fraud_number, IntelKind.phishing_url, IntelKind.fraud_apk})
-CONTACT_TTL_S = 86400  # how long a signal can be re-checked by a late entry (and correlate must still hold it)
 
 
 def registry_key(kind: IdentifierKind, identifier: str) -> str:
@@ -103,21 +103,36 @@ def partition_id(topic: str, partition: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Contact:
-    """A signal that touched (probed) an exact intel entry, and whose it is."""
+    """A signal that touched (probed) an exact intel entry, whose it is, and what correlation needs of it."""
 
     entry_key: str
     person_id: str
     event_id: str
     event_time_ms: int
     matched_on: str = ""
+    evidence: SignalEvidence | None = None  # None in an index entry written before the reach-back (issue 21)
 
     @property
     def field(self) -> str:
         return f"{self.person_id} {self.matched_on} {self.event_id}"
 
+    @property
+    def value(self) -> bytes:
+        return _CONTACT_ENCODER.encode(_ContactValue(self.event_time_ms, self.evidence))
 
-def contacts_of(request: LookupRequest, person_id: str, event_id: str, event_time_ms: int) -> list[Contact]:
-    return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on)
+
+class _ContactValue(msgspec.Struct, array_like=True):
+    event_time_ms: int
+    evidence: SignalEvidence | None = None
+
+
+_CONTACT_ENCODER = msgspec.json.Encoder()
+_CONTACT_DECODER = msgspec.json.Decoder(_ContactValue | int)  # a bare int: the index before issue 21
+
+
+def contacts_of(request: LookupRequest, person_id: str, event_id: str, event_time_ms: int,
+                evidence: SignalEvidence | None = None) -> list[Contact]:
+    return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on, evidence)
             for probe in request.probes if probe.kind in CONTACT_KINDS and len(probe.keys) == 1]
 
 
@@ -127,10 +142,38 @@ def parse_contacts(entry_key: str, raw: dict) -> list[Contact]:
         field_ = field_.decode() if isinstance(field_, bytes) else field_
         person_id, matched_on, event_id = (field_.split(" ", 2) + ["", ""])[:3]
         try:
-            out.append(Contact(entry_key, person_id, event_id, int(value), matched_on))
-        except ValueError:
+            decoded = _CONTACT_DECODER.decode(value)
+        except msgspec.DecodeError:
             continue
+        if isinstance(decoded, int):
+            decoded = _ContactValue(decoded)
+        out.append(Contact(entry_key, person_id, event_id, decoded.event_time_ms, matched_on, decoded.evidence))
     return out
+
+
+RACE_S = 60  # a contact this close to the listing may have crossed it on the way: repaired at once, not paced
+
+
+def reach_back_contacts(contacts: list[Contact], listed_at_ms: int, now_ms: int, window_s: int,
+                        fresh_listing_s: int) -> tuple[list[Contact], list[Contact]]:
+    """The contacts a new or changed entry reaches back to (docs/detection.md), as (at once, paced).
+
+    An entry listed within `fresh_listing_s` before it is applied is news: every resident who
+    touched it in the `window_s` before the listing, or since. An older listing applied now (a
+    cold start loading a list) is history: only the contacts of the last `fresh_listing_s`, the
+    signals judged while it was loading. A contact within RACE_S of the listing (or of now, for
+    history), or after it, is a signal that crossed the entry: it goes to correlation at once. The
+    others are the reach-back proper, paced behind the live path (agents/reach_back.py), so a bulk
+    list never queues in front of a live listing's repair.
+    """
+    fresh = now_ms - listed_at_ms <= fresh_listing_s * 1000
+    anchor = listed_at_ms if fresh else now_ms
+    horizon = listed_at_ms - window_s * 1000 if fresh else now_ms - fresh_listing_s * 1000
+    at_once, paced = [], []
+    for c in contacts:
+        if c.event_time_ms >= horizon:
+            (at_once if c.event_time_ms >= anchor - RACE_S * 1000 else paced).append(c)
+    return at_once, paced
 
 
 # ------------------------------------------------------------------------------ records
@@ -480,21 +523,24 @@ class ReferenceStore:
             records.update(read)
         return records
 
-    async def register_contacts(self, contacts: list[Contact], ttl_s: int = CONTACT_TTL_S) -> dict[str, object]:
+    async def register_contacts(self, contacts: list[Contact], window_s: int) -> dict[str, object]:
         """Index who touched each exact entry and, in the same transaction, read those entries again.
 
         Atomic (MULTI/EXEC) against the loader's write of an entry and its read of the index that
-        follows it: either this read sees the entry, or the loader's read sees the contact.
+        follows it: either this read sees the entry, or the loader's read sees the contact. Each
+        contact expires on its own when it leaves the reach-back window (a hash field expiry: the
+        index of a number called every minute still forgets its three-day-old callers).
         """
         if not contacts:
             return {}
         keys = list(dict.fromkeys(c.entry_key for c in contacts))
         pipe = self.client.pipeline(transaction=True)
         pipe.mget(keys)
+        now_ms = int(time.time() * 1000)
         for c in contacts:
-            index = contact_key(c.entry_key)
-            pipe.hset(index, c.field, c.event_time_ms)
-            pipe.expire(index, ttl_s)
+            forget_at_ms = c.event_time_ms + window_s * 1000
+            if forget_at_ms > now_ms:  # an event older than the window is judged, never reached back to
+                pipe.hsetex(contact_key(c.entry_key), c.field, c.value, pxat=forget_at_ms)
         results = await pipe.execute()
         return {key: decode_record(key, raw) for key, raw in zip(keys, results[0])}
 
@@ -638,6 +684,9 @@ BARRIER_WAITS = Counter("antifraud_reference_barrier_waits_total",
 BARRIER_TIMEOUTS = Counter("antifraud_reference_barrier_timeouts_total",
                            "Enrich batches judged without waiting any longer for a reference partition "
                            "(the loader did not reach its end offset in time)", ["partition"])
+BARRIER_SKIPS = Counter("antifraud_reference_barrier_skips_total",
+                        "Enrich batches judged without waiting for a reference partition the loader is too far "
+                        "behind on to catch up within the timeout (a bulk list loading)", ["partition"])
 BARRIER_SECONDS = Histogram("antifraud_reference_barrier_seconds",
                             "Before an enrich batch is judged: end offsets asked and the loader's progress compared",
                             buckets=LATENCY_BUCKETS)
@@ -649,14 +698,17 @@ class ReferenceBarrier:
     One ListOffsets request (the partitions' end offsets, asked after the batch was read) and
     one HGETALL of `ref:applied` per batch; while the loader is behind, the HGETALL is
     repeated every 5 ms, up to `timeout_s`. A partition the loader did not reach in time is
-    given up for that end offset (counted, logged): it costs one wait, not one per batch.
+    given up for that end offset (counted, logged): it costs one wait, not one per batch. One
+    more than `max_backlog` records behind is given up without a wait.
     """
 
-    def __init__(self, store: ReferenceStore, bootstrap: str, topics: dict[str, int], timeout_s: float) -> None:
-        self.store, self.bootstrap, self.timeout_s = store, bootstrap, timeout_s
+    def __init__(self, store: ReferenceStore, bootstrap: str, topics: dict[str, int], timeout_s: float,
+                 max_backlog: int | None = None) -> None:
+        self.store, self.bootstrap, self.timeout_s, self.max_backlog = store, bootstrap, timeout_s, max_backlog
         self.partitions = [(topic, p) for topic, count in topics.items() for p in range(count)]
         self.given_up: dict[str, int] = {}
         self._consumer = None
+        self._skip_logged = 0.0
 
     async def end_offsets(self) -> dict[str, int]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -679,6 +731,8 @@ class ReferenceBarrier:
                       if applied.get(part, -1) < off and self.given_up.get(part, -1) < off}
             if not behind:
                 break
+            if self.max_backlog is not None and self._skip_far_behind(behind, applied):
+                continue  # look again: what is left is near enough to wait for
             if not waited:
                 waited = True
                 BARRIER_WAITS.inc()
@@ -693,6 +747,20 @@ class ReferenceBarrier:
         BARRIER_SECONDS.observe(time.perf_counter() - started)
         trusted = {part: off for part, off in targets.items() if self.given_up.get(part, -1) < off}
         return self.store.cache.covers(trusted)
+
+    def _skip_far_behind(self, behind: dict[str, int], applied: dict[str, int]) -> bool:
+        """Give up at once on partitions more than `max_backlog` records behind: a bulk list of 100,000
+        entries takes the loader a minute, and every live intel update would otherwise cost each batch
+        a full timeout. The contact index repairs exact-match intel of those entries when they are applied."""
+        far = {part: off for part, off in behind.items() if off - applied.get(part, -1) > self.max_backlog}
+        for part, off in far.items():
+            self.given_up[part] = off
+            BARRIER_SKIPS.labels(part).inc()
+        if far and time.monotonic() - self._skip_logged > 30:
+            self._skip_logged = time.monotonic()
+            log.warning("reference barrier: the loader is more than %d records behind on %s; judging without "
+                        "waiting (logged every 30 s at most)", self.max_backlog, ", ".join(sorted(far)))
+        return bool(far)
 
     async def close(self) -> None:
         if self._consumer is not None:

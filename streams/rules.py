@@ -99,6 +99,11 @@ class TypologyRule(_Strict):
     min_confidence: float = Field(ge=0, le=1)
 
 
+class ReachBackRule(_Strict):
+    window_s: int = Field(gt=0)
+    fresh_listing_s: int = Field(gt=0)
+
+
 class Rules(_Strict):
     version: str = Field(min_length=1)
     tiers: Tiers
@@ -111,6 +116,7 @@ class Rules(_Strict):
     signals: Signals
     funds_warning: FundsWarning
     typology: TypologyRule
+    reach_back: ReachBackRule
 
     @model_validator(mode="after")
     def _history_covers_windows(self) -> Rules:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import msgspec
 import msgspec.structs
 
-from streams.contracts.alerts import TIER_RANK, EnrichedSignal, FiredSignal, IntelHit, Tier
+from streams.contracts.alerts import TIER_RANK, EnrichedSignal, FiredSignal, IntelHit, SignalEvidence, Tier
 from streams.contracts.common import Typology
 from streams.contracts.reference import IntelKind
 from streams.rules import Rules
@@ -81,6 +81,26 @@ def fact_of(signal: EnrichedSignal) -> Fact:
         fact.kind = f"report:{ev.kind.value}"
         fact.banking_session = ev.during_banking_session
     return fact
+
+
+def evidence_of(fact: Fact) -> SignalEvidence:
+    """What the contact index keeps of a signal for the reach-back window: the fact without its intel."""
+    return SignalEvidence(
+        kind=fact.kind, incoming=fact.incoming, answered=fact.answered, duration_s=fact.duration_s,
+        counterpart_type=fact.counterpart_type, counterpart_ref=fact.counterpart_ref, amount=fact.amount,
+        new_payee=fact.new_payee, banking_session=fact.banking_session,
+    )
+
+
+def fact_of_evidence(event_id: str, t: float, evidence: SignalEvidence) -> Fact:
+    """The fact of a signal the person's state no longer holds, rebuilt from the contact index (the
+    intel it carried then is not kept: the reach-back adds the entry that was listed later)."""
+    return Fact(
+        event_id=event_id, t=t, kind=evidence.kind, incoming=evidence.incoming, answered=evidence.answered,
+        duration_s=evidence.duration_s, counterpart_type=evidence.counterpart_type,
+        counterpart_ref=evidence.counterpart_ref, amount=evidence.amount, new_payee=evidence.new_payee,
+        banking_session=evidence.banking_session,
+    )
 
 
 @dataclass

@@ -118,6 +118,15 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest enrich waits for the reference loader to apply what is already on the "
         "reference topics before it judges a batch (docs/enrichment.md); then it judges without it and says so.",
     )
+    reference_barrier_max_backlog: int = Field(
+        2000, gt=0, description="A reference partition the loader is more than this many records behind on is not "
+        "waited for at all (a bulk list loading: it could not catch up within the timeout); exact-match intel "
+        "of it is repaired by the contact index once applied.",
+    )
+    reach_back_rate: float = Field(
+        200.0, gt=0, description="Reach-back re-checks per second each worker hands to correlation (a bulk list "
+        "reaches back behind the live path, never in front of it: docs/detection.md).",
+    )
     reference_tombstone_ttl_s: int = Field(
         7 * 86400, gt=0, description="How long a delete is remembered against older upserts (= topic retention)."
     )
@@ -125,6 +134,11 @@ class Settings(BaseSettings):
         50.0, gt=0, description="Events per second the simulator offers in `antifraud up`."
     )
     simulator_seed: int = Field(7, description="Seed of the traffic simulator.")
+    simulator_late_listing_share: float = Field(
+        0.25, ge=0, le=1, description="Share of the simulator's fraud scenarios in `antifraud up` whose fraud number "
+        "or mule account is listed only 10 s to 3 min after the contact, so retro alerts (回溯预警) show "
+        "(simulator/late_intel.py). The bench leaves it at 0.",
+    )
     valkey_retry_max_s: float = Field(
         5.0, gt=0, description="Longest backoff between retries while Valkey is unreachable."
     )

@@ -12,7 +12,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 # The stages this worker runs, in pipeline order; each is a module in agents/.
-STAGES = ("ingest", "reference_loader", "enrich", "correlate", "route", "escalate")
+STAGES = ("ingest", "reference_loader", "enrich", "correlate", "reach_back", "route", "escalate")
 
 # SIGTERM to exit: Faust's stop has been seen hanging (in the consumer's stop after leaving the
 # group), so the process ends itself after STOP_GRACE_S, inside the supervisor's 10 s before SIGKILL.

@@ -5,7 +5,7 @@
 
 const $ = (sel) => document.querySelector(sel);
 const state = { token: sessionStorage.getItem("antifraud-token") || "", page: 1, pageSize: 20, total: 0,
-                timezone: "Asia/Shanghai", offset: "+08:00" };
+                timezone: "Asia/Shanghai", offset: "+08:00", role: "" };
 const SVG = "http://www.w3.org/2000/svg";
 
 function el(tag, attrs = {}, ...children) {
@@ -47,6 +47,12 @@ function filters() {
 }
 
 const fmtTime = (iso) => (iso ? new Date(iso).toLocaleString("zh-CN", { hour12: false, timeZone: state.timezone }) : "–");
+const fmtShort = (iso) => new Date(iso).toLocaleString("zh-CN", { hour12: false, timeZone: state.timezone, month: "2-digit",
+  day: "2-digit", hour: "2-digit", minute: "2-digit" });
+// A retro alert (回溯预警): raised by an entry listed after the resident touched it; both times shown.
+const retroShort = (rb) => (rb ? `↩ 回溯 listed ${fmtShort(rb.listed_at)}, contacted ${fmtShort(rb.contacted_at)}` : "");
+const retroLong = (rb) => `回溯预警 retro alert (v${rb.version}): ${rb.kind} entry listed at ${fmtTime(rb.listed_at)} ` +
+  `by ${rb.source}, contacted at ${fmtTime(rb.contacted_at)}`;
 const fmtSeconds = (s) => (s === null || s === undefined ? "–" : s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 const fmtMoney = (v) => Number(v).toLocaleString("zh-CN", { maximumFractionDigits: 0 });
 const pct = (r) => (r === null || r === undefined ? "–" : `${(r * 100).toFixed(1)}%`);
@@ -110,6 +116,7 @@ async function loadAlerts() {
   fillTable("#alerts", data.items, (a) => [
     [fmtTime(a.alert_at)], [a.tier, `tier-${a.tier}`], [a.typology], [`${a.county}/${a.station}`],
     [a.status + (a.reopened ? " (reopened)" : ""), `status-${a.status}`], [a.channels.join(", ") || "–"], [a.phone || "–"],
+    [retroShort(a.reach_back), "retro"],
   ], (a, tr) => showTimeline(a.alert_id, tr));
 }
 
@@ -117,7 +124,9 @@ async function showTimeline(alertId, row) {
   document.querySelectorAll("#alerts tr.selected").forEach((tr) => tr.classList.remove("selected"));
   if (row) row.classList.add("selected");
   const alert = await api(`/api/alerts/${encodeURIComponent(alertId)}`);
-  $("#timeline-title").textContent = `${alert.alert_id} · ${alert.tier} · ${alert.status}`;
+  $("#timeline-title").textContent = `${alert.alert_id} · ${alert.tier} · ${alert.status}${alert.retro ? " · 回溯 retro" : ""}`;
+  $("#timeline-retro").textContent = alert.reach_back.map(retroLong).join("; ");
+  $("#timeline-retro").hidden = !alert.retro;
   $("#timeline").replaceChildren(...alert.timeline.map((s) => el("li", { class: `kind-${s.kind}` },
     el("span", { class: "kind", text: s.kind }), el("span", { text: `${fmtTime(s.at)} ${s.summary}` }),
     el("span", { class: "unit", text: `${s.unit} · ${s.ref}` }))));
@@ -125,12 +134,16 @@ async function showTimeline(alertId, row) {
 
 async function loadStats() {
   const f = filters();
-  const [warnings, success, contact, losses, sla, areas, cases, audits, auditStats, followups] = await Promise.all([
+  const [warnings, success, contact, losses, sla, areas, cases, audits, auditStats, followups, retro] = await Promise.all([
     api("/api/stats/warnings", { ...f, bucket: "day", area: "station" }), api("/api/stats/dissuasion", { ...f, bucket: "day" }),
     api("/api/stats/first-contact", f), api("/api/stats/losses", f), api("/api/stats/sla-breaches", f),
     api("/api/stats/high-risk-areas", f), api("/api/stats/case-types", f), api("/api/audits", f),
-    api("/api/stats/audits", f), api("/api/stats/followups", f),
+    api("/api/stats/audits", f), api("/api/stats/followups", f), api("/api/stats/reach-back", f),
   ]);
+  $("#kpi-retro").textContent = `${retro.retro_alerts} / ${retro.residents}`;
+  fillTable("#retro-sources", retro.sources, (r) => [[r.source], [Object.keys(r.by_list).join(", ")], [r.alerts],
+    [r.residents], [r.funds_warnings], [fmtSeconds(r.delay_p50_s)]]);
+  if (state.role === "centre") await loadBacklog();
   $("#kpi-warnings").textContent = String(warnings.total);
   const kpi = $("#kpi-success");
   kpi.textContent = `${pct(success.success_rate)} (${success.success}/${success.success + success.failure})`;
@@ -152,6 +165,14 @@ async function loadStats() {
     [r.not_dissuaded, r.not_dissuaded ? "status-unreachable" : ""], [r.pending]]);
 }
 
+// The centre's city-wide figure: re-checks queued by late listings, not yet handed to correlation.
+async function loadBacklog() {
+  const b = await api("/api/reach-back/backlog");
+  $("#backlog-card").hidden = false;
+  $("#kpi-backlog").textContent = b.waiting === null ? `– (${b.error})`
+    : b.waiting ? `${b.waiting} (~${fmtSeconds(b.drain_s)})` : "0";
+}
+
 async function refresh() {
   try {
     showError("");
@@ -168,6 +189,11 @@ async function signIn(token) {
     sessionStorage.setItem("antifraud-token", token);
     state.timezone = me.timezone;
     state.offset = me.utc_offset;
+    state.role = me.role;
+    $("#backlog-card").hidden = me.role !== "centre";
+    // A bulk list drains over minutes: its progress keeps moving without pressing Apply.
+    clearInterval(state.backlogTimer);
+    if (me.role === "centre") state.backlogTimer = setInterval(() => loadBacklog().catch((e) => showError(e.message)), 5000);
     $("#who").textContent = me.unit;
     $("#app").hidden = false;
     showError("");

@@ -79,6 +79,16 @@ class AccountRef(Struct, forbid_unknown_fields=True):
     account: str
 
 
+class ReachBack(Struct, forbid_unknown_fields=True):
+    """Late intelligence behind an alert version: an entry listed after the resident touched it (回溯预警)."""
+
+    kind: described(IntelKind, "The list the entry belongs to.")
+    source: described(str, "Who listed it (the intel update's source).")
+    listed_at: described(Timestamp, "When the entry was listed (the intel update's event_time).")
+    contacted_at: described(Timestamp, "When the resident's signal touched it.")
+    event_id: described(str, "That signal.")
+
+
 class Alert(Struct, forbid_unknown_fields=True):
     """预警: a person at risk now, with the tier, the warning type and the evidence.
 
@@ -105,6 +115,24 @@ class Alert(Struct, forbid_unknown_fields=True):
     )
     previous_tier: Tier | None = None
     late_events: described(int, "Evidence events that arrived later than the allowed lateness.") = 0
+    reach_back: described(
+        ReachBack | None, "Set when late intelligence raised this version (a retro alert): the entry and the contact."
+    ) = None
+
+
+class SignalEvidence(Struct, array_like=True, forbid_unknown_fields=True):
+    """What correlation needs of a signal that touched an entry, kept in the contact index for the
+    reach-back window (docs/detection.md): no phone number, account or name. One JSON array."""
+
+    kind: described(str, "call, sms, transfer_out, transfer_in, payee_added, report:<kind>.")
+    incoming: bool = True
+    answered: bool = False
+    duration_s: int = 0
+    counterpart_type: str | None = None
+    counterpart_ref: described(str | None, "Short hash of the counterpart number: counts, never shows it.") = None
+    amount: float = 0.0
+    new_payee: bool = False
+    banking_session: bool = False
 
 
 class IntelRecheck(Struct, forbid_unknown_fields=True):
@@ -119,3 +147,12 @@ class IntelRecheck(Struct, forbid_unknown_fields=True):
     event_time: described(Timestamp, "That signal's event time.")
     hit: described(IntelHit, "The entry as the signal would have found it had it been listed first.")
     listed_at: described(Timestamp, "event_time of the intel update that listed or changed the entry.")
+    evidence: described(
+        SignalEvidence | None,
+        "The signal as correlation needs it, from the contact index: judged from this when the person's state "
+        "no longer holds the signal (reach-back, docs/detection.md).",
+    ) = None
+    reach_back: described(
+        bool, "A reach-back over the contact window (paced, behind the live path) rather than a signal of the "
+        "last minutes that overtook its entry.",
+    ) = False

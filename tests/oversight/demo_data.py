@@ -10,15 +10,17 @@ import random
 from datetime import datetime, timedelta
 
 from ledger_data import load
-from scenario import T0, Story
+from scenario import T0, Story, reach_back
 from sqlalchemy import select
 
 from oversight import schema
 from oversight.audit import build_audit
 from oversight.contracts import FollowupResult, FollowupTask
 from streams.contracts import Channel, Result, Tier
+from streams.contracts.alerts import ReachBack
 from streams.contracts.common import Typology
 from streams.contracts.dissuasion import EscalationReason
+from streams.contracts.reference import IntelKind
 
 STATIONS = [("ZK01", "ZK01-PS01"), ("ZK01", "ZK01-PS02"), ("ZK02", "ZK02-PS01"), ("ZK02", "ZK02-PS03"),
             ("ZK03", "ZK03-PS01"), ("ZK03", "ZK03-PS02")]
@@ -38,7 +40,8 @@ def demo_stories(count: int = 90, seed: int = 5) -> list[Story]:
         start = rng.randint(0, 7 * 24 * 60 - 120)
         tier = rng.choices(list(TIER_CHANNELS), weights=[5, 4, 2, 1])[0]
         alert_id = f"DEMO-{n:03d}"
-        s.alert(alert_id, start, tier=tier, typology=rng.choice(TYPOLOGIES), events=(f"ev-demo-{n}-1", f"ev-demo-{n}-2"))
+        s.alert(alert_id, start, tier=tier, typology=rng.choice(TYPOLOGIES), events=(f"ev-demo-{n}-1", f"ev-demo-{n}-2"),
+                reach_back=demo_reach_back(n, start, tier))
         minute = start
         result = None
         for channel in TIER_CHANNELS[tier]:
@@ -58,6 +61,19 @@ def demo_stories(count: int = 90, seed: int = 5) -> list[Story]:
                    typology=s._alerts[alert_id].typology)
         stories.append(s)
     return stories
+
+
+RETRO_SOURCES = ("carrier", "case_review", "mps_list", "bank")
+
+
+def demo_reach_back(n: int, start: int, tier: Tier) -> ReachBack | None:
+    """Every seventh warning is a retro alert (回溯预警): listed at its alert, the contact before it.
+    Chosen by position, not drawn: the rest of the demo stays what it was."""
+    if n % 7 != 3:
+        return None
+    kind = IntelKind.mule_account if tier is Tier.funds_warning else IntelKind.fraud_number
+    return reach_back(start, start - 13 * (n % 5 + 1), source=RETRO_SOURCES[n % 4], kind=kind,
+                      event_id=f"ev-demo-{n}-2")
 
 
 def load_demo(engine, count: int = 90) -> list[Story]:

@@ -25,7 +25,7 @@ from streams.contracts import (
     Result,
     Tier,
 )
-from streams.contracts.alerts import AccountRef, FiredSignal, Jurisdiction, Vulnerability
+from streams.contracts.alerts import AccountRef, FiredSignal, Jurisdiction, ReachBack, Vulnerability
 from streams.contracts.common import Typology
 from streams.contracts.dissuasion import (
     AckStatus,
@@ -36,6 +36,7 @@ from streams.contracts.dissuasion import (
     EscalationReason,
     RequestKind,
 )
+from streams.contracts.reference import IntelKind
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 SIG = "0" * 64
@@ -68,7 +69,7 @@ class Story:
         return record
 
     def alert(self, alert_id: str, minutes: float, tier=Tier.medium, typology=Typology.investment, version=1,
-              events=("ev-1",)) -> Alert:
+              events=("ev-1",), reach_back: ReachBack | None = None) -> Alert:
         at = T0 + timedelta(minutes=minutes)
         alert = Alert(
             alert_id=alert_id, version=version, person_id=self.person_id, identity_resolved=True, tier=tier,
@@ -78,7 +79,7 @@ class Story:
             jurisdiction=self.jurisdiction, vulnerability=Vulnerability(elderly=True),
             first_signal_at=at - timedelta(minutes=2),
             alert_at=at, rules_version="test-1", phone=self.phone, carrier="china_mobile",
-            accounts=[AccountRef(bank=self.bank, account=self.account)],
+            accounts=[AccountRef(bank=self.bank, account=self.account)], reach_back=reach_back,
         )
         self._alerts[alert_id] = alert
         return self._add("alerts", alert)
@@ -155,6 +156,13 @@ class Story:
                               alert_id=alert_id, station=self.station, result=result,
                               visited_at=T0 + timedelta(minutes=minutes))
         return self._add("followup_outcomes", out)
+
+
+def reach_back(listed_minutes: float, contacted_minutes: float, source="case_review", kind=IntelKind.fraud_number,
+               event_id="ev-rb") -> ReachBack:
+    """The late intelligence behind a retro alert version: an entry listed after the contact it caught."""
+    return ReachBack(kind=kind, source=source, listed_at=T0 + timedelta(minutes=listed_minutes),
+                     contacted_at=T0 + timedelta(minutes=contacted_minutes), event_id=event_id)
 
 
 def topic_of(catalog, topic_id: str) -> str | None:

@@ -136,3 +136,33 @@ def test_a_station_sees_its_jurisdiction_and_a_bank_nothing(browser, console):
     assert "403" in page.inner_text("#error")
     assert page.is_hidden("#app")
     page.close()
+
+
+def test_retro_alerts_are_marked_and_counted_per_source(browser, console):
+    page = browser.new_page(viewport={"width": 1400, "height": 1500})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    sign_in(page, console, "tok-centre")
+    page.wait_for_function("document.querySelector('#kpi-retro').textContent !== '–'")
+    assert page.inner_text("#kpi-retro") == "13 / 13"  # every seventh demo warning (demo_data.demo_reach_back)
+    assert page.locator("#retro-sources tbody tr").count() == 4
+    page.wait_for_function("document.querySelector('#kpi-backlog').textContent !== '–'")
+    assert "no broker" in page.inner_text("#kpi-backlog")  # the centre's figure, honest without a broker
+
+    page.select_option("select[name=retro]", "true")
+    page.click("#filters button")
+    page.wait_for_function("document.querySelector('#total').textContent === '13 in view'")
+    marks = page.eval_on_selector_all("#alerts tbody tr td:last-child", "tds => tds.map(td => td.textContent)")
+    assert len(marks) == 13 and all(m.startswith("↩ 回溯 listed ") and ", contacted " in m for m in marks)
+    page.locator("#alerts tbody tr").first.click()
+    page.wait_for_selector("#timeline-retro:not([hidden])")
+    text = page.inner_text("#timeline-retro")
+    assert "listed at" in text and "contacted at" in text and "+86138" not in page.content()
+    assert errors == []
+    page.close()
+
+    page = browser.new_page()
+    sign_in(page, console, "tok-ps01")
+    page.wait_for_function("document.querySelector('#kpi-retro').textContent !== '–'")
+    assert page.is_hidden("#backlog-card")  # city-wide: not a station's
+    page.close()

@@ -10,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from confluent_kafka import Producer
-from scenario import Story, publish
+from scenario import Story, publish, reach_back
 from sqlalchemy import create_engine, select
 
 from oversight import schema
@@ -41,7 +41,7 @@ def stories() -> list[Story]:
     b.case("CASE-B", 600)
 
     c = Story("P-LEDGER-C", "+8613900000003", county="ZK02", station="ZK02-PS01")
-    c.alert("AL-C", 20, tier=Tier.low)
+    c.alert("AL-C", 20, tier=Tier.low, reach_back=reach_back(20, -300, source="carrier", event_id="ev-c-call"))
     sms_c = c.action("AL-C", Channel.sms, 21)
     c.outcome(sms_c, Result.unreachable, 22)
     return [a, b, c]
@@ -87,12 +87,15 @@ def test_every_record_once_statuses_and_rebuild(settings, oversight_catalog, led
         status = {r.alert_id: r for r in conn.execute(select(schema.alert_status).where(
             schema.alert_status.c.alert_id.in_(["AL-A", "AL-B", "AL-C"])))}
         links = conn.execute(select(schema.bank_request_alerts)).mappings().all()
+        retro = conn.execute(select(schema.alert_reach_back.c.alert_id, schema.alert_reach_back.c.source).where(
+            schema.alert_reach_back.c.alert_id.in_(["AL-A", "AL-B", "AL-C"]))).all()
     assert status["AL-A"].status == "dissuaded" and status["AL-A"].tier == "high" and status["AL-A"].version == 2
     assert status["AL-A"].sla_breaches == 1 and status["AL-A"].channels == "police_visit,sms"
     assert status["AL-A"].first_contact_at is not None
     assert status["AL-B"].status == "closed" and status["AL-B"].case_filed  # a case was filed after the warning
     assert status["AL-C"].status == "unreachable" and status["AL-C"].county == "ZK02"
     assert {(link["request_id"], link["alert_id"]) for link in links} >= {("BR-B", "AL-B")}
+    assert retro == [("AL-C", "carrier")]  # the retro version's reach-back, and only that one (the rebuild too)
 
     before = dump(ledger_engine)
     for table in ("actions", "outcomes", "case_reports"):

@@ -127,4 +127,4 @@ def test_metric_labels_never_carry_personal_data():
     assert samples
     for sample in samples:
         assert sample.labels["topic"] in {t.id for t in INPUTS.values()}
-        assert sample.labels["kind"] in {"reference", "benign", "fraud", "malformed"}
+        assert sample.labels["kind"] in {"reference", "benign", "fraud", "malformed", "late_intel"}

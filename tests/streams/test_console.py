@@ -63,3 +63,20 @@ def test_restarts_and_crashed_agents_are_shown():
     console = Console(width=200, record=True)
     console.print(render(platform, {}))
     assert "2 (last exit 70; crashed: ingest)" in console.export_text()
+
+
+def test_reach_back_and_retro_alerts_are_shown_per_intel_source():
+    registry = CollectorRegistry()
+    queued = Counter("antifraud_reach_back_queued_total", "", ["list", "source"], registry=registry)
+    queued.labels("fraud_number", "carrier").inc(4)
+    queued.labels("mule_account", "bank").inc(1)
+    Counter("antifraud_retro_alerts_total", "", ["list", "source"], registry=registry).labels(
+        "mule_account", "bank").inc()
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        sections = summarize(Platform([Child("worker-1", f"http://127.0.0.1:{server.server_port}/metrics")]))
+        assert sections["reach-back queued by intel source"] == {"bank": 1.0, "carrier": 4.0}
+        assert sections["retro alerts by intel source"] == {"bank": 1.0}
+    finally:
+        server.shutdown()
+        thread.join(5)
