@@ -204,10 +204,8 @@ def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state
     fired = [with_listing(f, late) for f in ev.fired]
     if decision.verdict is Verdict.repeat:
         fired.append(FiredSignal(rule="repeated_warning", weight=0, event_ids=[], detail="fresh evidence after the cool-down"))
-    alert = _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, where,
-                   decision.previous_tier)
-    alert.reach_back = late
-    return alert
+    return _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, where,
+                  decision.previous_tier, late)
 
 
 def with_listing(fired: FiredSignal, late: ReachBack | None) -> FiredSignal:
@@ -233,14 +231,14 @@ def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, s
     account = _account(signal)
     accounts = ([account] if account else []) + [a for a in state.accounts if a != account]
     alert = _alert(signal, f"{signal.person_id}-F-{event_id}", 1, Tier.funds_warning, ev_with_type, [trigger, *context],
-                   state, where)
+                   state, where, reach_back=late)
     alert.accounts = accounts
     alert.score = 100 + ev.score
-    alert.reach_back = late
     return alert
 
 
-def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, where, previous_tier=None) -> Alert:
+def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, where, previous_tier=None,
+           reach_back: ReachBack | None = None) -> Alert:
     now = datetime.now(UTC)
     first = datetime.fromtimestamp(ev.first_signal_t or signal.event_time.timestamp(), UTC)
     return Alert(
@@ -262,6 +260,7 @@ def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: Person
         accounts=list(state.accounts),
         previous_tier=previous_tier,
         late_events=state.late_events,
+        reach_back=reach_back,
     )
 
 

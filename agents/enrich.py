@@ -34,7 +34,6 @@ from streams.contracts.reference import AgeBand, IdentifierKind
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.reference import (
-    CONTACT_KINDS,
     LookupRequest,
     LookupResult,
     ReferenceBarrier,
@@ -180,11 +179,10 @@ async def enrich_batch(batch, store, barrier: ReferenceBarrier | None = None) ->
     records = await until_valkey_answers(STAGE, settings, lambda: store.lookup_records(requests, STAGE, use_cache))
     now_ms = int(time.time() * 1000)
     signals = [enriched_signal(envelope, resolve(request, records, now_ms)) for _, envelope, request in decoded]
-    contacts = []
-    for (_, _, request), signal in zip(decoded, signals):
-        if any(probe.kind in CONTACT_KINDS for probe in request.probes):
-            contacts += contacts_of(request, signal.person_id, signal.event_id,
-                                    int(signal.event_time.timestamp() * 1000), evidence_of(fact_of(signal)))
+    contacts = [contact for (_, _, request), signal in zip(decoded, signals)
+                for contact in contacts_of(request, signal.person_id, signal.event_id,
+                                           int(signal.event_time.timestamp() * 1000),
+                                           lambda signal=signal: evidence_of(fact_of(signal)))]
     fresh = await until_valkey_answers(STAGE, settings, lambda: store.register_contacts(contacts, RULES.reach_back.window_s))
     changed = {key for key, record in fresh.items() if record != records.get(key)}
     if changed:  # listed (or changed) between the lookup and the registration: judged with it

@@ -68,7 +68,7 @@ from bench.config import PROJECT_ROOT, RESULTS_DIR
 from bench.latency import FIRST_RESPONSE_REASONS, input_times, read_ranges, stats
 from bench.machine import machine_info, versions
 from bench.producer import BenchProducer, bulk_config
-from bench.soak import Broker, tree_rss_mb
+from bench.soak import Broker, check_lines, tree_rss_mb
 from bench.stages import event_input_topics, furthest_level
 from simulator.reference import KIND_SHARE, KIND_TYPOLOGIES, Intel, intel_updates, location_updates, registry_updates
 from simulator.traffic import CN_TZ, TrafficSimulator
@@ -632,8 +632,7 @@ def check_rows(s: dict) -> list[tuple[str, bool | None, str]]:
 
 
 def summary_lines(s: dict) -> list[str]:
-    lines = [f"{what}: {'' if met is None else ('yes' if met else 'NO') + ' '}({figures})"
-             for what, met, figures in check_rows(s)]
+    lines = check_lines(check_rows(s))
     if s.get("error"):
         lines.append(f"error: {s['error']}")
     return lines

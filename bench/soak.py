@@ -482,9 +482,13 @@ def check_rows(summary: dict) -> list[tuple[str, bool | None, str]]:
     return rows
 
 
+def check_lines(rows: list[tuple[str, bool | None, str]]) -> list[str]:
+    """One printed line per checked target: what, met (yes / NO / nothing when only reported), the figures."""
+    return [f"{what}: {'' if met is None else ('yes' if met else 'NO') + ' '}({figures})" for what, met, figures in rows]
+
+
 def summary_lines(summary: dict) -> list[str]:
-    lines = [f"{what}: {'' if met is None else ('yes' if met else 'NO') + ' '}({figures})"
-             for what, met, figures in check_rows(summary)]
+    lines = check_lines(check_rows(summary))
     if summary.get("short_run"):
         lines.append("short run: 'flat' is judged on its second half, not on 30 minutes")
     if summary.get("error"):

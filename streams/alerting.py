@@ -87,8 +87,7 @@ def observe(state: PersonState, fact: Fact, rules: Rules) -> None:
     if state.watermark and fact.t < state.watermark - rules.lateness_s:
         fact.late = True
         state.late_events += 1
-    times = [f.t for f in state.facts]
-    state.facts.insert(bisect.bisect_right(times, fact.t), fact)
+    _place(state, fact)
     state.watermark = max(state.watermark, fact.t)
     horizon = state.watermark - rules.history_s
     state.facts = [f for f in state.facts if f.t >= horizon][-rules.max_history :]
@@ -97,11 +96,15 @@ def observe(state: PersonState, fact: Fact, rules: Rules) -> None:
 def reinstate(state: PersonState, fact: Fact, rules: Rules) -> None:
     """Put back a signal the window no longer holds (a reach-back): placed by its time, not counted as a
     late arrival, and it moves no watermark (it is old news made relevant, not a new event)."""
-    times = [f.t for f in state.facts]
-    state.facts.insert(bisect.bisect_right(times, fact.t), fact)
+    _place(state, fact)
     if len(state.facts) > rules.max_history:  # the cap drops the oldest, unless that is the fact just put back
         oldest = next(f for f in state.facts if f is not fact)
         state.facts.remove(oldest)
+
+
+def _place(state: PersonState, fact: Fact) -> None:
+    """Insert the fact among the person's facts by its event time (they stay sorted)."""
+    state.facts.insert(bisect.bisect_right([f.t for f in state.facts], fact.t), fact)
 
 
 class Verdict(str, Enum):

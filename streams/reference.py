@@ -36,6 +36,7 @@ import ipaddress
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -131,9 +132,13 @@ _CONTACT_DECODER = msgspec.json.Decoder(_ContactValue | int)  # a bare int: the 
 
 
 def contacts_of(request: LookupRequest, person_id: str, event_id: str, event_time_ms: int,
-                evidence: SignalEvidence | None = None) -> list[Contact]:
-    return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on, evidence)
-            for probe in request.probes if probe.kind in CONTACT_KINDS and len(probe.keys) == 1]
+                evidence: Callable[[], SignalEvidence | None] = lambda: None) -> list[Contact]:
+    """The signal's contacts with exact entries; `evidence` is asked only when there is one (it costs a fact)."""
+    probes = [probe for probe in request.probes if probe.kind in CONTACT_KINDS and len(probe.keys) == 1]
+    if not probes:
+        return []
+    kept = evidence()
+    return [Contact(probe.keys[0], person_id, event_id, event_time_ms, probe.matched_on, kept) for probe in probes]
 
 
 def parse_contacts(entry_key: str, raw: dict) -> list[Contact]:

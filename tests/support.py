@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.fetch import FetchRequest
 from aiokafka.record.memory_records import MemoryRecords
@@ -81,6 +82,22 @@ class Reader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def read_records(bootstrap: str, topic: str, decode_as, keep, count: int, timeout: float = 60.0) -> list:
+    """The first `count` records of the topic, decoded as `decode_as`, that `keep` accepts."""
+    reader = Reader(bootstrap, topic)
+    found: list = []
+
+    def enough(messages) -> bool:
+        found[:] = [r for r in (msgspec.json.decode(m.value(), type=decode_as) for m in messages) if keep(r)]
+        return len(found) >= count
+
+    try:
+        reader.read_until(enough, timeout)
+    finally:
+        reader.close()
+    return found
 
 
 def record_batches(bootstrap: str, topic: str, partition: int) -> list[list[tuple[bytes | None, bytes]]]:

@@ -32,7 +32,7 @@ from streams.kafka import producer_config
 from streams.routing import bank_key, bank_topic_id, get_partners
 from streams.settings import PROJECT_ROOT
 from streams.signing import verify
-from support import Reader, worker_on_own_servers
+from support import Reader, read_records, worker_on_own_servers
 
 CATALOG = get_catalog()
 PARTNERS = get_partners()
@@ -82,18 +82,7 @@ def produce_outcomes(settings, outcomes) -> None:
 
 def read(settings, topic_id: str, decode_as, keep, count: int, timeout: float = 60.0) -> list:
     """The first `count` records of the topic that `keep` accepts."""
-    reader = Reader(settings.kafka_bootstrap_servers, CATALOG.topic(topic_id).name)
-    found: list = []
-
-    def enough(messages) -> bool:
-        found[:] = [r for r in (msgspec.json.decode(m.value(), type=decode_as) for m in messages) if keep(r)]
-        return len(found) >= count
-
-    try:
-        reader.read_until(enough, timeout)
-    finally:
-        reader.close()
-    return found
+    return read_records(settings.kafka_bootstrap_servers, CATALOG.topic(topic_id).name, decode_as, keep, count, timeout)
 
 
 def actions_of(settings, alert_id: str, channel: Channel, count: int, **match) -> list[Action]:

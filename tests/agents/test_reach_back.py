@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from confluent_kafka import Producer
 
+import support
 from streams.catalog import get_catalog
 from streams.contracts import Alert, BankEvent, IntelUpdate, TelecomEvent, Tier
 from streams.contracts.actions import Action, Channel
@@ -80,18 +81,8 @@ class Feeds:
 
 
 def read_records(settings, topic_id: str, decode_as, keep, count: int, timeout: float = 60.0) -> list:
-    reader = Reader(settings.kafka_bootstrap_servers, CATALOG.topic(topic_id).name)
-    found: list = []
-
-    def enough(messages) -> bool:
-        found[:] = [r for r in (msgspec.json.decode(m.value(), type=decode_as) for m in messages) if keep(r)]
-        return len(found) >= count
-
-    try:
-        reader.read_until(enough, timeout)
-    finally:
-        reader.close()
-    return found
+    return support.read_records(settings.kafka_bootstrap_servers, CATALOG.topic(topic_id).name, decode_as, keep,
+                                count, timeout)
 
 
 def all_records(settings, topic_id: str, decode_as, keep, settle_s: float) -> list:

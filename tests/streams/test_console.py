@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, start_http_server
@@ -21,6 +22,17 @@ class Platform:
     children: list
 
 
+@contextmanager
+def worker_serving(registry: CollectorRegistry):
+    """A platform of one worker whose metrics page serves `registry`."""
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    try:
+        yield Platform([Child("worker-1", f"http://127.0.0.1:{server.server_port}/metrics")])
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
 def test_not_utf8_by_source_and_internal_errors_by_stage_are_shown():
     registry = CollectorRegistry()
     invalid = Counter("antifraud_events_invalid_total", "", ["source", "reason"], registry=registry)
@@ -29,16 +41,11 @@ def test_not_utf8_by_source_and_internal_errors_by_stage_are_shown():
     invalid.labels("in_telecom", "not_utf8").inc(1)
     Counter("antifraud_internal_errors_total", "", ["stage", "error"], registry=registry).labels(
         "enrich", "KeyError").inc()
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
-    try:
-        platform = Platform([Child("worker-1", f"http://127.0.0.1:{server.server_port}/metrics")])
+    with worker_serving(registry) as platform:
         sections = summarize(platform)
         assert sections["not UTF-8 by source"] == {"in_bank": 3.0, "in_telecom": 1.0}
         assert sections["internal errors by stage"] == {"enrich": 1.0}
         assert "not UTF-8 by source: in_bank=3, in_telecom=1" in one_line(platform, sections)
-    finally:
-        server.shutdown()
-        thread.join(5)
 
 
 def test_restarts_and_crashed_agents_are_shown():
@@ -72,11 +79,7 @@ def test_reach_back_and_retro_alerts_are_shown_per_intel_source():
     queued.labels("mule_account", "bank").inc(1)
     Counter("antifraud_retro_alerts_total", "", ["list", "source"], registry=registry).labels(
         "mule_account", "bank").inc()
-    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
-    try:
-        sections = summarize(Platform([Child("worker-1", f"http://127.0.0.1:{server.server_port}/metrics")]))
+    with worker_serving(registry) as platform:
+        sections = summarize(platform)
         assert sections["reach-back queued by intel source"] == {"bank": 1.0, "carrier": 4.0}
         assert sections["retro alerts by intel source"] == {"bank": 1.0}
-    finally:
-        server.shutdown()
-        thread.join(5)

@@ -65,7 +65,7 @@ def test_a_contact_keeps_what_correlation_needs_and_no_number_or_account():
     fact = Fact(event_id="c-7", t=1_000.5, kind="call", answered=True, duration_s=900, counterpart_type="international",
                 counterpart_ref="a1b2c3", votes={"investment": 0.4}, listed_contact=True)
     request = LookupRequest(probes=tuple(number_probes("counterpart", "+8617000001234")))
-    [contact] = contacts_of(request, "P1", "c-7", 1_000_500, evidence_of(fact))
+    [contact] = contacts_of(request, "P1", "c-7", 1_000_500, lambda: evidence_of(fact))
     assert b"+86" not in contact.value and b"1234" not in contact.value
     [back] = parse_contacts(contact.entry_key, {contact.field: contact.value})
     assert back == contact
