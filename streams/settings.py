@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         description="Largest record batch a stream worker sends: a micro-batch's records for a partition "
         "go as one (streams.outbox). Below the producer's 1 MB request limit.",
     )
+    stream_max_poll_records: int = Field(
+        250, gt=0, description="Most records a stream worker's consumer hands to Faust per fetch. Faust hands "
+        "them on one by one, partition after partition: unbounded, a bulk list's 100,000 records came in one "
+        "and every live record behind them waited for all of them (docs/performance.md, Reach-back).",
+    )
+    stream_max_fetch_bytes: int = Field(
+        128 * 1024, ge=16 * 1024, description="Most bytes fetched per partition at a time by a stream worker: a "
+        "bulk partition's fetch is drained before the partitions after it, so it is kept to a few hundred records.",
+    )
     worker_name: str = Field(
         "worker-1", description="Name of this stream worker; its table stores live in run_dir/faust/<name>."
     )
