@@ -133,7 +133,7 @@ class Settings(BaseSettings):
         "of it is repaired by the contact index once applied.",
     )
     background_loop_share: float = Field(
-        0.25, gt=0, le=1, description="Most of a worker's event loop the reference path (ingest of lists and "
+        0.1, gt=0, le=1, description="Most of a worker's event loop the reference path (ingest of lists and "
         "registries, the reference loader) takes while live events flow; all of it when none do "
         "(streams.live_first). 1 turns the bound off.",
     )
@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         "such batch for the loop.",
     )
     reach_back_rate: float = Field(
-        50.0, gt=0, description="Reach-back re-checks per second each worker hands to correlation (a bulk list "
+        25.0, gt=0, description="Reach-back re-checks per second each worker hands to correlation (a bulk list "
         "reaches back behind the live path, never in front of it: docs/detection.md).",
     )
     reference_tombstone_ttl_s: int = Field(
