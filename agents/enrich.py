@@ -27,7 +27,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 
 from streams import metrics
-from streams.app import app, catalog, outbox, settings, sink_topic, source_topic, timed_batches
+from streams.app import app, catalog, live_first, outbox, settings, sink_topic, source_topic, timed_batches
 from streams.contracts import AppReport, BankEvent, Ingested, TelecomEvent, contract
 from streams.contracts.alerts import EnrichedSignal, Jurisdiction, Vulnerability
 from streams.contracts.reference import AgeBand, IdentifierKind
@@ -175,7 +175,8 @@ async def enrich_batch(batch, store, barrier: ReferenceBarrier | None = None) ->
     requests = [request for _, _, request in decoded]
     use_cache = True
     if barrier is not None and decoded:
-        use_cache = await until_valkey_answers(STAGE, settings, barrier.wait)
+        with live_first.needed():  # the loader is background work: it must not pause while this waits for it
+            use_cache = await until_valkey_answers(STAGE, settings, barrier.wait)
     records = await until_valkey_answers(STAGE, settings, lambda: store.lookup_records(requests, STAGE, use_cache))
     now_ms = int(time.time() * 1000)
     signals = [enriched_signal(envelope, resolve(request, records, now_ms)) for _, envelope, request in decoded]

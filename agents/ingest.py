@@ -119,11 +119,27 @@ def dead_letter(message, rejected: Rejected, now: datetime) -> DeadLetter:
 ingest_tally = table("ingest_tally", default=dict)
 
 
-@app.agent(source_topic(*(spec.id for spec in INPUTS.values())), name="ingest")
+# Lists and registries arrive in bulk (a ministry list of 100,000 entries at once): in one agent
+# with the live inputs, live events queued behind the whole list. They go in their own, in the
+# background (streams.live_first).
+LIVE_INPUTS = [spec.id for spec in INPUTS.values() if spec.domain != "reference"]
+REFERENCE_INPUTS = [spec.id for spec in INPUTS.values() if spec.domain == "reference"]
+
+
+@app.agent(source_topic(*LIVE_INPUTS), name="ingest")
 @stops_worker_on_crash(app)
 async def ingest(stream):
     valkey = async_client(settings)
     async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
+        await isolated(STAGE, batch, lambda events: ingest_batch(events, valkey), dead_letter_alone)
+
+
+@app.agent(source_topic(*REFERENCE_INPUTS), name="ingest_reference")
+@stops_worker_on_crash(app)
+async def ingest_reference(stream):
+    valkey = async_client(settings)
+    async for batch in timed_batches(stream, f"{STAGE}_reference", settings.reference_batch_size,
+                                     settings.ingest_batch_within_s, background=True):
         await isolated(STAGE, batch, lambda events: ingest_batch(events, valkey), dead_letter_alone)
 
 

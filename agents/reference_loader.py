@@ -77,7 +77,8 @@ async def reference_loader(stream):
         # Handled, too: the barrier must not wait for a record that will never be applied.
         await until_valkey_answers(STAGE, settings, lambda: store.apply([], progress_of([event])))
 
-    async for batch in timed_batches(stream, STAGE, settings.enrich_batch_size, settings.enrich_batch_within_s):
+    async for batch in timed_batches(stream, STAGE, settings.reference_batch_size, settings.enrich_batch_within_s,
+                                     background=True):
         await isolated(STAGE, batch, lambda events: load_batch(events, store), dead_letter)
 
 

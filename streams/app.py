@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from streams import metrics
 from streams.catalog import get_catalog
 from streams.faust_transport import broker_urls
+from streams.live_first import LiveFirst
 from streams.outbox import Outbox
 from streams.settings import get_settings
 
@@ -35,6 +36,8 @@ app = faust.App(
     producer_compression_type="lz4",
     producer_linger_ms=settings.producer_linger_ms,
     producer_max_batch_size=settings.producer_max_batch_bytes,
+    broker_max_poll_records=settings.stream_max_poll_records,
+    consumer_max_fetch_size=settings.stream_max_fetch_bytes,
     broker_session_timeout=settings.broker_session_timeout_s,
     broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
     consumer_auto_offset_reset="earliest",
@@ -45,6 +48,7 @@ app = faust.App(
     web_enabled=False,  # metrics are served by prometheus_client (streams.metrics)
     autodiscover=False,
 )
+live_first = LiveFirst(settings.background_loop_share)
 app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
 
 
@@ -109,8 +113,11 @@ def write_tables_for(event: faust.EventT) -> None:
     _current_event.set(weakref.ref(event))
 
 
-async def timed_batches(stream: faust.StreamT, stage: str, size: int, within: float):
+async def timed_batches(stream: faust.StreamT, stage: str, size: int, within: float, *, background: bool = False):
     """The stage's micro-batches; each is timed from hand-over until the stage asks for the next.
+
+    A `background` stage (the reference path) takes its batches one at a time with the other
+    background stages and yields the loop to live ones while they have traffic (streams.live_first).
 
     A batch's events are acknowledged only when the stage asks for the next batch, i.e.
     after it has processed (and sent for) all of them: at-least-once holds. Faust's
@@ -129,10 +136,19 @@ async def timed_batches(stream: faust.StreamT, stage: str, size: int, within: fl
     stream.ack = ack_when_finished  # take_events calls self.ack: the instance attribute wins
     async for batch in stream.take_events(size, within=within):
         finished = False
+        if background:
+            await live_first.take_turn()
         started = time.perf_counter()
-        yield batch  # an exception or a close here leaves `finished` False: nothing of it is acknowledged
-        finished = True
-        metrics.BATCH_SECONDS.labels(stage).observe(time.perf_counter() - started)
+        try:
+            yield batch  # an exception or a close here leaves `finished` False: nothing of it is acknowledged
+            finished = True
+        finally:
+            took = time.perf_counter() - started
+            if background:
+                await live_first.end_turn(took if finished else 0.0)
+            else:
+                live_first.live_seen()
+        metrics.BATCH_SECONDS.labels(stage).observe(took)
 
 
 def quiet_framework_loggers() -> None:

@@ -265,12 +265,28 @@ class TunedConsumer(faust_aiokafka.Consumer):
     _stalled_since: dict = {}  # (generation, tp, where the group reads from, read offset) -> first seen idle
 
     def _holds_records_of(self, tp) -> bool:
-        """In hand: fetched and queued for a stream, taken by one and unacknowledged, or acknowledged and not committed."""
+        """In hand: fetched and due to the streams, queued for one, taken by one and unacknowledged, or acknowledged and not committed."""
         # Acked messages stay in Faust's unacked set when they were below the commit (a redelivery).
         if self._acked.get(tp) or any(message.tp == tp and not message.acked for message in list(self._unacked_messages)):
             return True
+        if self._fetched_for_streams(tp):
+            return True
         return any(event.message.tp == tp for channel in self.app.topics._tp_index.get(tp, ())
                    for event in channel.queue._queue)
+
+    def _fetched_for_streams(self, tp) -> bool:
+        """aiokafka's fetcher holds records of `tp` that Faust will take: the partition is active, or out only while its stream's buffer is full.
+
+        A busy worker (a registry load of 240,000 records) left a partition's fetched records
+        there for over 20 s, and the net reread it: the seek under that fetch crashed aiokafka's
+        fetcher (KeyError on the partition). A partition paused otherwise may be one a rebalance
+        never resumed, with its position past unread records: the net must still see it.
+        """
+        if tp not in self._get_active_partitions() and tp not in self._buffered_partitions:
+            return False
+        consumer = getattr(self._thread, "_consumer", None)
+        fetched = getattr(getattr(consumer, "_fetcher", None), "_records", None) or {}
+        return tp in fetched  # Faust's TP and aiokafka's TopicPartition are equal tuples
 
     @Service.timer(STALL_CHECK_S)
     async def _reread_stalled_partitions(self) -> None:

@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         description="Largest record batch a stream worker sends: a micro-batch's records for a partition "
         "go as one (streams.outbox). Below the producer's 1 MB request limit.",
     )
+    stream_max_poll_records: int = Field(
+        250, gt=0, description="Most records a stream worker's consumer hands to Faust per fetch. Faust hands "
+        "them on one by one, partition after partition: unbounded, a bulk list's 100,000 records came in one "
+        "and every live record behind them waited for all of them (docs/performance.md, Reach-back).",
+    )
+    stream_max_fetch_bytes: int = Field(
+        128 * 1024, ge=16 * 1024, description="Most bytes fetched per partition at a time by a stream worker: a "
+        "bulk partition's fetch is drained before the partitions after it, so it is kept to a few hundred records.",
+    )
     worker_name: str = Field(
         "worker-1", description="Name of this stream worker; its table stores live in run_dir/faust/<name>."
     )
@@ -110,7 +119,7 @@ class Settings(BaseSettings):
     ingest_batch_within_s: float = Field(
         0.01, gt=0, description="Longest wait to fill an ingest micro-batch."
     )
-    enrich_batch_size: int = Field(500, gt=0, description="Events per micro-batch at enrich and the reference loader.")
+    enrich_batch_size: int = Field(500, gt=0, description="Events per micro-batch at enrich.")
     enrich_batch_within_s: float = Field(0.01, gt=0, description="Longest wait to fill such a micro-batch.")
     enrich_cache_size: int = Field(100_000, ge=0, description="Reference entries (misses too) in each process's cache.")
     enrich_cache_max_age_s: float = Field(300.0, gt=0, description="A cached reference entry is re-read after this.")
@@ -119,12 +128,21 @@ class Settings(BaseSettings):
         "reference topics before it judges a batch (docs/enrichment.md); then it judges without it and says so.",
     )
     reference_barrier_max_backlog: int = Field(
-        2000, gt=0, description="A reference partition the loader is more than this many records behind on is not "
+        200, gt=0, description="A reference partition the loader is more than this many records behind on is not "
         "waited for at all (a bulk list loading: it could not catch up within the timeout); exact-match intel "
         "of it is repaired by the contact index once applied.",
     )
+    background_loop_share: float = Field(
+        0.25, gt=0, le=1, description="Most of a worker's event loop the reference path (ingest of lists and "
+        "registries, the reference loader) takes while live events flow; all of it when none do "
+        "(streams.live_first). 1 turns the bound off.",
+    )
+    reference_batch_size: int = Field(
+        50, gt=0, description="Records per micro-batch on the reference path: a live event waits at most one "
+        "such batch for the loop.",
+    )
     reach_back_rate: float = Field(
-        200.0, gt=0, description="Reach-back re-checks per second each worker hands to correlation (a bulk list "
+        50.0, gt=0, description="Reach-back re-checks per second each worker hands to correlation (a bulk list "
         "reaches back behind the live path, never in front of it: docs/detection.md).",
     )
     reference_tombstone_ttl_s: int = Field(

@@ -6,6 +6,9 @@ Run by test_faust_transport.py. On b"skip-next" its agent moves the fetch positi
 next record, as a rebalance was seen to leave a quiet partition's last record: unread,
 uncommitted, and exposed by no later record. The worker then holds nothing of the partition.
 
+On b"hold-fetched" it takes its partition out as a full stream buffer does, for STALL_HOLD_S
+seconds: the records fetched meanwhile wait in aiokafka's fetcher, in the worker's hands.
+
 On b"seek-then-skip" (at offset k) it seeks to k through Faust, as Faust seeks to a commit,
 then moves the fetch position to k + 1 behind Faust's back: for Faust the record at the seek
 offset never comes, as records fetched around a rebalance were dropped, and k + 1 comes first.
@@ -54,6 +57,10 @@ async def read_until_skip(stream):
             # Past it (a seek out of range would reset to the start); left paused, as a partition a
             # rebalance never resumed: the stall check resumes it too.
             await app.consumer.seek(tp, offset + 2)
+        elif event.value == b"hold-fetched":
+            # Done with this record (acknowledged), then the partition is out as a full buffer
+            # takes it out: what is fetched meanwhile waits in aiokafka's fetcher.
+            asyncio.ensure_future(_hold_as_a_full_buffer(TP(event.message.topic, event.message.partition)))
         elif event.value == b"seek-then-skip":
             tp, offset = TP(event.message.topic, event.message.partition), event.message.offset
             await asyncio.sleep(0.5)  # the fetcher notes this record as read once the agent has it: after that
@@ -61,6 +68,15 @@ async def read_until_skip(stream):
             thread = app.consumer._thread
             await thread.call_thread(_move_position, thread._ensure_consumer(), tp, offset + 1)
             print(f"moved past {offset} (read offset {app.consumer._read_offset.get(tp)})", flush=True)
+
+
+async def _hold_as_a_full_buffer(tp) -> None:
+    await asyncio.sleep(1.0)  # the record's acknowledgement and commit go first
+    app.consumer.on_buffer_full(tp)
+    print("holding: produce the next record", flush=True)
+    await asyncio.sleep(float(os.environ["STALL_HOLD_S"]))
+    print("releasing", flush=True)
+    app.consumer.on_buffer_drop(tp)
 
 
 def _end_of(tp) -> int:

@@ -144,6 +144,24 @@ def test_a_worker_rereads_a_partition_whose_last_record_it_left_unread(servers, 
         worker.wait(30)
 
 
+def test_records_waiting_in_the_fetcher_while_a_stream_buffer_is_full_are_not_taken_for_a_stall(servers, tmp_path):
+    # A registry load kept a partition's fetched records in aiokafka's fetcher for over 20 s;
+    # the stall net reread the partition under that fetch and the fetcher crashed the worker.
+    producer, source, worker, log_path = start_stalling_worker(servers, tmp_path, "test-held", (b"first", b"hold-fetched"),
+                                                               ANTIFRAUD_STREAM_STALL_S="3", STALL_HOLD_S="15")
+    try:
+        wait_for_line(worker, log_path, b"holding: produce the next record")
+        producer.produce(source, value=b"waits in the fetcher")
+        assert producer.flush(10) == 0
+        wait_for_line(worker, log_path, b"b'waits in the fetcher'", timeout_s=60)
+        text = log_path.read_bytes()
+        assert b"reading again" not in text, text.decode(errors="replace")[-3000:]
+        assert text.index(b"releasing") < text.index(b"b'waits in the fetcher'")  # held throughout, then read
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
 def test_the_seek_to_commits_also_moves_partitions_without_a_commit_above_zero(servers, topic_factory):
     # Faust seeks to the commits after dropping records it fetched while its flow was stopped;
     # aiokafka's own seek passes over a partition with no commit or a commit at 0, which kept
