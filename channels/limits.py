@@ -53,7 +53,7 @@ return string.format('%.6f', slot)
 
 class FrequencyCap:
     def __init__(self, client: redis.Redis, cap: int, window_s: float):
-        self.cap, self.window_s = cap, window_s
+        self.cap, self.window_s, self.client = cap, window_s, client
         self._script = client.register_script(_FREQUENCY)
 
     def reserve(self, person_id: str, member: str, now: float, enforce: bool) -> float | None:
@@ -64,6 +64,10 @@ class FrequencyCap:
         args = [now, self.window_s, self.cap, member, "1" if enforce else "0"]
         release = self._script(keys=[f"contacts:{person_id}"], args=args)
         return float(release) if release else None
+
+    def forget(self, person_id: str, member: str) -> None:
+        """Remove a contact counted by `reserve` (the action reached nobody on its own)."""
+        self.client.zrem(f"contacts:{person_id}", member)
 
 
 class RateLimiter:

@@ -36,3 +36,8 @@ CIRCUIT_OPEN = Gauge(
     "antifraud_gateway_circuit_open", "1 while the channel's gateway circuit is open (sends fail at once)",
     ["channel"],
 )
+VISITS_CARRIED = Counter(
+    "antifraud_channel_visits_carried_total",
+    "Police visits not sent because the visit under way for the same person carried them (one officer, "
+    "several alerts)", [],
+)

@@ -65,6 +65,11 @@ class ContactPolicy:
         per_second = settings.channel_rate_limits.get(channel.value)
         self.rate = RateLimiter(client, channel.value, per_second) if per_second else None
 
+    def uncount(self, person_id: str, member: str) -> None:
+        """Take back a contact counted for an action that contacted nobody (a visit another visit carried)."""
+        if self.frequency is not None:
+            self.frequency.forget(person_id, member)
+
     def decide(self, action: Action, member: str, now: float, rate_reserved: bool = False) -> Hold | None:
         """None = send now (the contact is counted and a slot taken); else hold until Hold.until."""
         release = quiet_hours_release(action, now, self.quiet, self.quiet_channels)

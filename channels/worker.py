@@ -38,8 +38,9 @@ from channels.dead_letters import action_dead_letter, read_action
 from channels.gateways import Gateway, GatewayReply, make_gateway
 from channels.gateways.base import scrub
 from channels.held import HeldAction, HeldStore
-from channels.metrics import DEAD_LETTERS, HELD, HELD_PENDING, OUTCOMES, SEND_SECONDS
+from channels.metrics import DEAD_LETTERS, HELD, HELD_PENDING, OUTCOMES, SEND_SECONDS, VISITS_CARRIED
 from channels.policy import ContactPolicy, Hold
+from channels.visits import Verdict, VisitRecord, VisitStore, carried_outcome, decide
 from streams.catalog import get_catalog
 from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.dead_letters import Rejected, dead_letter
@@ -110,6 +111,8 @@ class ChannelWorker:
         self.claims = ClaimStore(valkey, settings.channel_claim_ttl_s)
         self.held = HeldStore(valkey, self.topic, settings.channel_send_lease_s)
         self.policy = ContactPolicy(settings, channel, valkey)
+        # One officer at the door: a visit under way carries the person's other alerts (channels.visits).
+        self.visits = VisitStore(valkey, settings.channel_claim_ttl_s) if channel is Channel.police_visit else None
         self.gateway = gateway or make_gateway(settings, channel)
         worst = self.gateway.worst_case_s()
         if worst >= settings.channel_send_lease_s:
@@ -237,6 +240,11 @@ class ChannelWorker:
         if not ours and not self._our_own_claim(claim):
             self.resolve_existing(action, oid, claim)
             return
+        if self.visits is not None:
+            carrier = self.visit_under_way(action, oid)
+            if carrier is not None:
+                self.carried(action, oid, claim, carrier)
+                return
         # The instant the contact policy counted this contact: what the frequency cap and the rate
         # limit measure from, so the outcomes show their spacing exactly (not the send's later start).
         started = datetime.fromtimestamp(decided_at, UTC)
@@ -249,6 +257,40 @@ class ChannelWorker:
         if final is outcome:
             OUTCOMES.labels(self.channel.value, outcome.result.value).inc()
         log.info("%s: %s to %s -> %s", self.stage, oid, self._who(action), final.result.value)
+        self._produce(self.outcomes_topic, action.person_id.encode(), _encode(final))
+
+    def visit_under_way(self, action: Action, oid: str) -> Outcome | None:
+        """The outcome of the person's visit that carries this one, or None when this one goes to the door.
+
+        Waits while another alert's visit is under way (at most the send lease, from that visit's
+        claim): a stop request waits too, as it waits for the visit being sent."""
+        person = action.person_id
+        while True:
+            seen = self._valkey(lambda: self.visits.get(person))
+            holder = self._valkey(lambda seen=seen: self.claims.get(seen.record.oid)) if seen else None
+            verdict = decide(action, seen.record if seen else None, holder.record if holder else None, time.time(),
+                             self.settings.channel_send_lease_s)
+            if verdict is Verdict.carried:
+                return holder.record.outcome
+            if verdict is Verdict.alone:
+                return None
+            if verdict is Verdict.take:
+                record = VisitRecord(oid=oid, alert_id=action.alert_id)
+                if self._valkey(lambda seen=seen, record=record: self.visits.take(person, record, seen)):
+                    return None
+                continue  # another visit took the record meanwhile: look again
+            time.sleep(0.2)
+
+    def carried(self, action: Action, oid: str, claim: Claim, carrier: Outcome) -> None:
+        """This visit's outcome is the carrying visit's: stored in its claim, then produced; nothing is sent."""
+        outcome = carried_outcome(action, oid, carrier)
+        final = self._valkey(lambda: self.claims.finish(oid, claim, outcome))
+        if final is outcome:
+            OUTCOMES.labels(self.channel.value, outcome.result.value).inc()
+            VISITS_CARRIED.inc()
+            self._valkey(lambda: self.policy.uncount(action.person_id, oid))  # the person had one visit, not two
+        log.info("%s: %s carried by the visit %s under way for the same person -> %s (not sent)", self.stage, oid,
+                 carrier.outcome_id, final.result.value)
         self._produce(self.outcomes_topic, action.person_id.encode(), _encode(final))
 
     def _our_own_claim(self, claim: Claim) -> bool:

@@ -77,14 +77,16 @@ class Chain:
                                f"{a['tier']} {a['typology']} alert (v{a['version']}, score {a['score']:.0f}) "
                                f"for {a['county']}/{a['station']}{retro_note(record)}", a["alert_id"]))
         for a in self.actions:
+            payload = json.loads(a["payload"])
             steps.append(_step(a["created_at"] or a["deadline"], StepKind.action, a["action_id"],
-                               channel_unit(a["channel"], json.loads(a["payload"])),
+                               channel_unit(a["channel"], payload),
                                f"{a['channel']} ({a['reason']}, attempt {a['attempt']}), due "
-                               f"{aware(a['deadline']).isoformat()}", a["alert_id"]))
+                               f"{aware(a['deadline']).isoformat()}{desk_note(payload)}", a["alert_id"]))
         for o in self.outcomes:
             steps.append(_step(o["finished_at"], StepKind.outcome, o["outcome_id"],
                                self.unit_of_action(o["action_id"], o["channel"]),
-                               f"{o['channel']}: {o['result']}", o["alert_id"]))
+                               f"{o['channel']}: {o['result']}{carried_note(json.loads(o['payload']))}",
+                               o["alert_id"]))
         for e in self.escalations:
             steps.append(_step(e["at"], StepKind.escalation, e["escalation_id"], "centre:escalation",
                                f"escalated: {e['reason']}", e["alert_id"]))
@@ -105,6 +107,23 @@ class Chain:
 
 
 _ORDER = {kind: n for n, kind in enumerate(StepKind)}
+
+
+def desk_note(action: dict) -> str:
+    """A visit sent to a duty desk (值班台) says why: no station could be placed for the person."""
+    reason = (action.get("target") or {}).get("station_reason")
+    return f"; {reason}" if reason else ""
+
+
+CARRIED_BY = "carried by the visit for alert "  # how channels/visits.py begins a carried visit's detail
+
+
+def carried_note(outcome: dict) -> str:
+    """A visit another alert's visit carried names that alert (the rest of the detail is the gateway's words)."""
+    detail = outcome.get("detail") or ""
+    if not detail.startswith(CARRIED_BY):
+        return ""
+    return f" ({CARRIED_BY}{detail[len(CARRIED_BY):].split(' ', 1)[0]})"
 
 
 def retro_note(record: dict) -> str:

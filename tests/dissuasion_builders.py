@@ -6,10 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from streams.contracts.actions import Action, Outcome, Result
+from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.contracts.alerts import AccountRef, Alert, EnrichedSignal, FiredSignal, Jurisdiction, Tier, Vulnerability
 from streams.contracts.common import Typology
 from streams.contracts.signals import BankChannel, BankEvent, BankKind
+from streams.dissuasion import plan_for_alert
+from streams.routing import get_partners, get_routing
 
 PHONE = "+8613800000001"
 JURISDICTION = Jurisdiction("411602", "411602-PCS-03", "411602-03-017")
@@ -47,6 +49,12 @@ def outcome(action: Action, result: Result, attempt: int | None = None, at: date
         person_id=action.person_id, channel=action.channel, result=result, started_at=at, finished_at=at,
         attempt=attempt,
     )
+
+
+def planned_visit(a: Alert) -> Action:
+    """The police visit route plans for the alert, by routing.yaml as it is."""
+    return next(p.action for p in plan_for_alert(a, get_routing(), get_partners())[1]
+                if p.action.channel is Channel.police_visit)
 
 
 def transfer(person_id: str, bank: str = "CCB", account: str = "acct_0777", at: datetime | None = None,

@@ -11,6 +11,7 @@ worker: its timer must find the deadlines in the state it recovers, not only in 
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from datetime import timedelta
 
@@ -21,10 +22,12 @@ import yaml
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from channels.gateways.base import GatewayReply
 from channels.partners import bank_consumer_main
+from channels.worker import ChannelWorker
 from dissuasion_builders import alert, new_person, now, outcome, transfer
 from streams.catalog import get_catalog
-from streams.contracts.actions import Action, Channel, Result
+from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.contracts.alerts import Tier
 from streams.contracts.dissuasion import BankRequest, Escalation, EscalationReason, RequestKind
 from streams.dissuasion import person_partition
@@ -192,6 +195,65 @@ def test_a_visit_not_confirmed_by_its_deadline_sends_a_supervisor(platform):
     assert (escalation.reason, escalation.trigger) == (EscalationReason.sla_breach, visit.action_id)
     assert escalation.action_ids == [supervisor.action_id]
     assert metric(worker, "antifraud_sla_breaches_total", tier="high") >= 1
+
+
+class RefusingOfficers:
+    """A police-visit gateway whose every visit is refused at the door, recording what it was sent."""
+
+    name, concurrency = "refusing", 8
+
+    def __init__(self):
+        self.lock, self.sent = threading.Lock(), []
+
+    def send(self, action, outcome_id):
+        with self.lock:
+            self.sent.append(action.action_id)
+        time.sleep(0.3)  # at the door for a moment: the other alert's visit is read meanwhile
+        return GatewayReply(Result.refused, "the person did not accept the warning")
+
+    def worst_case_s(self) -> float:
+        return 0.3
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_funds_warning_and_a_high_alert_of_one_person_get_one_visit_and_each_is_settled(platform):
+    """The acceptance trials' case through route, the police-visit worker and escalate: one officer at
+    the door for both alerts; the refusal there settles each alert by its own rules (the funds warning is
+    at the top and closes, the high alert escalates to an emergency visit of its own, refused in turn)."""
+    settings, _worker = platform
+    officers = RefusingOfficers()
+    channel = ChannelWorker(settings, Channel.police_visit, group_id=f"test-visits-{new_person()}", gateway=officers)
+    running = threading.Thread(target=channel.run, daemon=True)
+    running.start()
+    try:
+        warm_up = alert(new_person(), Tier.funds_warning)  # the channel reads the earlier tests' visits first
+        produce(settings, "alerts", [warm_up])
+        read(settings, "outcomes", Outcome, lambda o: o.alert_id == warm_up.alert_id, 1)
+
+        person = new_person()
+        funds = alert(person, Tier.funds_warning, alert_id=f"{person}-F-ev1")
+        high = alert(person, Tier.high, alert_id=f"{person}-A1", at=funds.alert_at + timedelta(seconds=1))
+        produce(settings, "alerts", [funds, high])
+        [emergency] = actions_of(settings, funds.alert_id, Channel.police_visit, 1)
+        [visit] = actions_of(settings, high.alert_id, Channel.police_visit, 1, reason="initial")
+        [closed] = escalations_of(settings, funds.alert_id)
+        assert closed.reason is EscalationReason.refused and "closed as refused" in closed.detail
+        refusals = read(settings, "escalations", Escalation,
+                        lambda e: e.alert_id == high.alert_id and e.reason is EscalationReason.refused, 2)
+        assert [e.to_tier for e in refusals] == [Tier.funds_warning, None]  # escalated, then closed at the top
+        [again] = actions_of(settings, high.alert_id, Channel.police_visit, 1, reason="escalation:refused")
+        outcomes = read(settings, "outcomes", Outcome, lambda o: o.alert_id in (funds.alert_id, high.alert_id), 3)
+    finally:
+        channel.stop.set()
+        running.join(30)
+    with officers.lock:
+        sent = set(officers.sent)
+    assert len({emergency.action_id, visit.action_id} & sent) == 1  # one officer at the door for both alerts
+    assert again.action_id in sent  # the escalation after the refusal is a visit of its own
+    [carried] = [o for o in outcomes if o.detail.startswith("carried by the visit")]
+    assert carried.action_id in (emergency.action_id, visit.action_id) and carried.result is Result.refused
 
 
 def test_a_restarted_worker_finds_the_deadlines_in_the_state_it_recovers(escalate_worker):

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 
+from channels.visits import carried_outcome
 from dissuasion_builders import alert, new_person, now, outcome, transfer
 from streams.alert_state import DueIndex, PersonState, closed_tally
 from streams.contracts.actions import Channel, Result
@@ -160,6 +161,34 @@ def test_an_unplaced_persons_emergency_visit_stays_at_the_duty_desk_through_retr
     [supervisor] = rules.on_due(state, due, now() + timedelta(hours=1)).actions
     assert supervisor.action.reason == "sla_breach"
     assert (supervisor.action.target.station, supervisor.action.target.station_reason) == desk
+
+
+@pytest.mark.parametrize("result", [Result.dissuaded, Result.refused])
+def test_one_visit_for_a_funds_warning_and_a_high_alert_settles_each_alert(rules, result):
+    """The police-visit channel sends one officer for both (channels.visits); the carried visit's own
+    outcome has that visit's result. Each alert is then settled as if it had had its own visit."""
+    person = new_person()
+    state = PersonState(partition=0)
+    funds = alert(person, Tier.funds_warning, alert_id=f"{person}-F-ev1")
+    high = alert(person, Tier.high, alert_id=f"{person}-A1", at=funds.alert_at + timedelta(minutes=2))
+    rules.on_alert(state, funds)
+    rules.on_alert(state, high)
+    funds_case, high_case = state.alerts[funds.alert_id], state.alerts[high.alert_id]
+    emergency, visit = action_on(funds_case, Channel.police_visit), action_on(high_case, Channel.police_visit)
+    reported = outcome(emergency, result, at=high.alert_at + timedelta(minutes=10))
+    rules.on_outcome(state, reported, now())
+    effects = rules.on_outcome(state, carried_outcome(visit, f"{visit.action_id}:1", reported), now())
+    assert funds_case.actions[emergency.action_id].reached and high_case.actions[visit.action_id].reached
+    assert high_case.first_contact_at == funds_case.first_contact_at == reported.finished_at
+    if result is Result.dissuaded:
+        assert (funds_case.closed_by, high_case.closed_by) == ("dissuaded", "dissuaded")
+        return
+    # Refused at the door: the funds warning is at the top and closes as refused; the high alert protects
+    # its accounts and escalates to an emergency visit of its own (dated when that visit ended: not carried).
+    assert funds_case.closed_by == "refused" and high_case.is_open and high_case.tier is Tier.funds_warning
+    assert [(o.bank, o.reason) for o in effects.bank] == [("ICBC", BankReasonCode.dissuasion_refused)]
+    [again] = effects.actions
+    assert (again.action.channel, again.action.reason) == (Channel.police_visit, "escalation:refused")
 
 
 def test_a_new_transfer_goes_to_its_bank_only_once(rules):

@@ -54,7 +54,7 @@ def test_each_tier_plans_its_channels(tier):
             assert action.target.phone == PHONE
 
 
-def test_funds_warning_is_one_emergency_visit_per_warning_never_merged():
+def test_funds_warning_plans_an_emergency_visit_action_of_its_own_per_warning():
     person = new_person()
     first = plan_for_alert(alert(person, Tier.funds_warning, alert_id="FW-1"), ROUTING, PARTNERS)[1]
     second = plan_for_alert(alert(person, Tier.funds_warning, alert_id="FW-2"), ROUTING, PARTNERS)[1]

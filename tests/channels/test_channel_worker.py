@@ -270,3 +270,53 @@ def test_a_gateway_that_takes_parallel_work_gets_that_many_sends_at_once(setting
     assert all(o.result is simulate(next(a for a in actions if a.action_id == o.action_id), o.outcome_id, 5)[0].result
                for o in got)
     assert officers.most == 4
+
+
+@pytest.mark.parametrize("officers_at_once", [1, 4])
+def test_a_persons_funds_warning_and_high_alert_get_one_visit_that_answers_for_both(
+        settings, producer, topic_factory, outcomes, workers, officers_at_once):
+    """The acceptance trials' case: a funds warning and a high alert of one person, moments apart.
+    One at a time the second visit is read after the first ended; four at a time both are read while
+    the first is under way: either way one officer goes, and each alert gets its own outcome."""
+    import threading
+
+    from channels.gateways.simulated import SimulatedGateway
+    from streams.valkey import sync_client
+
+    class Officers(SimulatedGateway):
+        def __init__(self):
+            super().__init__(Channel.police_visit, seed=5, time_scale=0.1, concurrency=officers_at_once)
+            self.lock, self.sent = threading.Lock(), []
+
+        def send(self, action, outcome_id):
+            with self.lock:
+                self.sent.append(action.action_id)
+            return super().send(action, outcome_id)
+
+    topic = topic_factory(partitions=1)
+    person, other = f"p-both-{topic[-6:]}", f"p-else-{topic[-6:]}"
+    emergency = make_action(Channel.police_visit, Tier.funds_warning, person_id=person)
+    high = make_action(Channel.police_visit, Tier.high, person_id=person)
+    elsewhere = make_action(Channel.police_visit, Tier.high, person_id=other)
+    first = {emergency.action_id, high.action_id, elsewhere.action_id}
+    produce_actions(producer, topic, [emergency, high, elsewhere])
+    officers = Officers()
+    carried_before = REGISTRY.get_sample_value("antifraud_channel_visits_carried_total") or 0
+    workers(settings.model_copy(update={"channel_rate_limits": {}}), Channel.police_visit, topic, gateway=officers)
+    got = {o.action_id: o for o in outcomes_of(outcomes.read_until(outcome_ids_cover(first)), first)}
+
+    [went] = [a for a in (emergency, high) if a.action_id in officers.sent]  # one officer at the person's door
+    [rode] = [a for a in (emergency, high) if a is not went]
+    assert sorted(officers.sent) == sorted([went.action_id, elsewhere.action_id])
+    assert (got[rode.action_id].alert_id, got[rode.action_id].result) == (rode.alert_id, got[went.action_id].result)
+    assert got[rode.action_id].detail.startswith(f"carried by the visit for alert {went.alert_id}")
+    assert REGISTRY.get_sample_value("antifraud_channel_visits_carried_total") == carried_before + 1
+    client = sync_client(settings)
+    assert client.zcard(f"contacts:{person}") == 1  # one visit, one contact in the frequency count
+    client.close()
+
+    # An alert raised after that visit ended is a new visit.
+    later = make_action(Channel.police_visit, Tier.funds_warning, person_id=person)
+    produce_actions(producer, topic, [later])
+    outcomes.read_until(outcome_ids_cover({later.action_id}))
+    assert later.action_id in officers.sent

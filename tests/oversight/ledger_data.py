@@ -22,3 +22,8 @@ def load(engine, stories) -> None:
              for story in stories for topic_id, _key, record in story.records]
     with engine.begin() as conn:
         write_batch(conn, batch)
+
+
+def ledger_rows(rows_of, record) -> list[dict]:
+    """The rows the sink writes for one record (an oversight.records *_rows function), without a database."""
+    return [row for _table, row in rows_of(record, msgspec.json.encode(record).decode())]
