@@ -8,6 +8,7 @@ alone: removing a grant is an operator's decision, made with kafka-acls, not a s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,7 @@ def described(acl: AclBinding) -> str:
             f"{acl.restype.name.lower()} {acl.name}{pattern}{host}")
 
 
-def _key(acl: AclBinding) -> tuple:
+def acl_key(acl: AclBinding) -> tuple:
     return (acl.restype, acl.name, acl.resource_pattern_type, acl.principal, acl.host, acl.operation,
             acl.permission_type)
 
@@ -97,8 +98,8 @@ def apply_acls(plan: AclPlan, admin_config: dict, passwords: dict[str, str], tim
     users = admin.describe_user_scram_credentials(request_timeout=timeout_s).result()
     report.unknown_users = sorted(set(users) - set(plan.principals) - {ADMIN})
 
-    wanted = {_key(b): b for b in map(binding, plan.grants)}
-    present = {_key(b): b for b in broker_acls(admin, timeout_s)}
+    wanted = {acl_key(b): b for b in map(binding, plan.grants)}
+    present = {acl_key(b): b for b in broker_acls(admin, timeout_s)}
     missing = [b for k, b in wanted.items() if k not in present]
     if missing:
         for acl, future in admin.create_acls(missing, request_timeout=timeout_s).items():
@@ -107,7 +108,19 @@ def apply_acls(plan: AclPlan, admin_config: dict, passwords: dict[str, str], tim
     report.created.sort()
     report.unchanged = len(wanted) - len(missing)
     report.extra = sorted(described(b) for k, b in present.items() if k not in wanted)
+    if missing:
+        _wait_until_enforced(admin, set(wanted), timeout_s)
     return report
+
+
+def _wait_until_enforced(admin: AdminClient, wanted: set[tuple], timeout_s: float) -> None:
+    """The controller has the new ACLs; the broker that authorizes clients applies them about a second
+    later. Return once it has, so a client that starts next is judged by the plan."""
+    deadline = time.monotonic() + timeout_s
+    while not wanted <= {acl_key(b) for b in broker_acls(admin, timeout_s)}:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the broker did not show the created ACLs within {timeout_s:.0f} s")
+        time.sleep(0.2)
 
 
 def apply_command(settings: Settings, path: Path | None, echo: Callable[[str], None]) -> int:
