@@ -1,12 +1,15 @@
 """The plan on a real secured broker: each principal logs in with its own SCRAM credential and may
 do what the plan allows, nothing else; logins without or with a wrong credential are refused in one line."""
 
+import json
+import threading
 import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AclBindingFilter, AdminClient
 
+from channels.partners import bank_consumer_main, carrier_consumer_main
 from streams.acl_apply import acl_key, apply_acls, apply_command, binding, broker_acls
 from streams.acl_plan import ADMIN, Grant, build_plan
 from streams.broker_auth import LoginRefused, check_login, load_or_create, sasl_config
@@ -54,8 +57,8 @@ def write(settings: Settings, name: str, timeout_ms: int = 10_000) -> KafkaError
     return outcome[0]
 
 
-def read(settings: Settings, name: str, group: str, timeout_s: float = 20.0):
-    """Subscribe and poll: the first record, or the first error."""
+def read(settings: Settings, name: str, group: str, timeout_s: float = 20.0, wanted=lambda value: True):
+    """Subscribe and poll: the first record whose value is `wanted`, or the first error."""
     consumer = Consumer(consumer_config(settings, group))
     consumer.subscribe([name])
     try:
@@ -63,9 +66,11 @@ def read(settings: Settings, name: str, group: str, timeout_s: float = 20.0):
         while time.monotonic() < deadline:
             message = consumer.poll(0.5)
             if message is not None:
-                if message.error() is None:
-                    consumer.commit(message, asynchronous=False)  # the group ACL allows the commit
-                return message
+                if message.error() is not None:
+                    return message
+                consumer.commit(message, asynchronous=False)  # the group ACL allows the commit
+                if wanted(message.value()):
+                    return message
         raise AssertionError(f"nothing read from {name} in {timeout_s} s")
     finally:
         consumer.close()
@@ -148,3 +153,25 @@ def test_a_wrong_password_is_one_clear_line_at_once(secured):
     assert said == [f"refused: broker {broker.bootstrap} refused user 'admin': wrong user name or password "
                     "(ANTIFRAUD_KAFKA_USERNAME / ANTIFRAUD_KAFKA_PASSWORD)"]
     check_login(broker.bootstrap, sasl_config("bank-icbc", passwords["bank-icbc"]))  # the right one is let in
+
+
+@pytest.mark.parametrize(("serve", "code", "principal", "requests", "acks"), [
+    (bank_consumer_main, "ICBC", "bank-icbc", "bank_requests_icbc", "bank_acks"),
+    (carrier_consumer_main, "china_mobile", "carrier-china-mobile", "actions_line_suspension", "carrier_acks"),
+])
+def test_the_reference_partner_consumers_work_with_their_own_principal_alone(secured, serve, code, principal,
+                                                                             requests, acks):
+    """Their consumer group, requests topic and acks topic are the plan's: an unverifiable request
+    is read, answered with a signed rejection and committed."""
+    assert write(as_principal(secured, "stream-worker"), topic(requests)) is None
+    stop = threading.Event()
+    partner = threading.Thread(target=serve, args=(as_principal(secured, principal), code, stop), daemon=True)
+    partner.start()
+    try:
+        ack = read(as_principal(secured, "ledger"), topic(acks), "antifraud-ledger", timeout_s=30,
+                   wanted=lambda value: value.startswith(b"{"))  # earlier tests wrote a plain b"v" there
+        assert ack.error() is None and json.loads(ack.value())["status"] == "rejected"
+    finally:
+        stop.set()
+        partner.join(15)
+    assert not partner.is_alive()
