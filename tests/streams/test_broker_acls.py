@@ -175,3 +175,19 @@ def test_the_reference_partner_consumers_work_with_their_own_principal_alone(sec
         stop.set()
         partner.join(15)
     assert not partner.is_alive()
+
+
+def test_a_restarted_secured_broker_keeps_its_credentials_and_acls(tmp_path):
+    plan = build_plan(get_catalog(), get_partners())
+    passwords, _ = load_or_create(tmp_path / "secrets" / "kafka-users.json", [ADMIN, *plan.principals])
+    broker = start_broker(tmp_path, admin_password=passwords[ADMIN])
+    try:
+        assert len(apply_acls(plan, broker.admin_config, passwords).created) == len(plan.grants)
+    finally:
+        broker.stop()
+    again = start_broker(tmp_path, admin_password=passwords[ADMIN])
+    try:
+        check_login(again.bootstrap, sasl_config("bank-icbc", passwords["bank-icbc"]))
+        assert apply_acls(plan, again.admin_config, passwords).created == [], "a second `make run` changes nothing"
+    finally:
+        again.stop()

@@ -3,6 +3,7 @@
 import stat
 
 from streams.broker_auth import client_security, load_or_create
+from streams.embedded import broker_properties
 from streams.kafka import admin_config, consumer_config, producer_config
 from streams.settings import Settings
 
@@ -30,3 +31,14 @@ def test_a_username_makes_every_client_log_in_with_scram():
         assert config["security.protocol"] == "SASL_PLAINTEXT"
         assert (config["sasl.mechanisms"], config["sasl.username"], config["sasl.password"]) == (
             "SCRAM-SHA-512", "bank-icbc", "pw")
+
+
+def test_the_embedded_broker_is_secured_only_when_given_an_admin_password(tmp_path):
+    plain = broker_properties(9092, 9093, tmp_path)
+    assert "SASL" not in plain and "authorizer" not in plain, "off by default: nothing else changes"
+    secured = broker_properties(9092, 9093, tmp_path, admin_password="pw")
+    for line in ("listeners=SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+                 "sasl.enabled.mechanisms=SCRAM-SHA-512", "super.users=User:admin",
+                 "allow.everyone.if.no.acl.found=false",
+                 "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"):
+        assert f"\n{line}\n" in secured, line
