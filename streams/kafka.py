@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka.partitioner import murmur2
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.broker_auth import client_security
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # the partition that holds the person's table state (librdkafka's default is CRC32).
         "partitioner": "murmur2_random",
     }
+    config.update(client_security(settings))
     config.update(overrides)
     return config
 
@@ -46,12 +48,13 @@ def consumer_config(settings: Settings, group_id: str | None = None, **overrides
         # What a transactional producer aborted never happened (librdkafka's default, said aloud).
         "isolation.level": "read_committed",
     }
+    config.update(client_security(settings))
     config.update(overrides)
     return config
 
 
 def admin_config(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.kafka_bootstrap_servers}
+    return {"bootstrap.servers": settings.kafka_bootstrap_servers, **client_security(settings)}
 
 
 def end_offsets(bootstrap: str, partitions: list[TopicPartition], timeout_s: float = 10.0) -> dict[tuple[str, int], int]:

@@ -31,6 +31,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL"),
         description="Redis/Valkey URL; unset = start the embedded Valkey.",
     )
+    kafka_username: str | None = Field(
+        None,
+        description="This process's principal on the broker (SASL/SCRAM, docs/security.md); unset = no login.",
+    )
+    kafka_password: SecretStr | None = Field(None, description="The password of ANTIFRAUD_KAFKA_USERNAME.")
     run_dir: Path = Field(
         PROJECT_ROOT / "run",
         description="Working directory: Valkey AOF data, Faust table stores, logs.",

@@ -43,9 +43,10 @@ class ApplyReport:
 
 
 def apply_topics(
-    catalog: Catalog, bootstrap: str, replication_override: int | None = None, timeout: float = 30.0
+    catalog: Catalog, bootstrap: str, replication_override: int | None = None, timeout: float = 30.0,
+    security: dict | None = None,
 ) -> ApplyReport:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, **(security or {})})  # security: the admin's SASL login
     wanted = catalog.configs(replication_override)
     existing = admin.list_topics(timeout=timeout).topics
     report = ApplyReport()
