@@ -6,6 +6,7 @@ tokens (ANTIFRAUD_CONSOLE_TOKENS) map each token to a unit:
     centre            the city anti-fraud centre: everything
     county:<code>     a county bureau: its county
     station:<code>    a police station: its jurisdiction only
+    hotline:<code>    the 96110 hotline team: its desk tasks only (oversight/desk/), nothing else
     bank:<code>, carrier:<code>   partners: nothing here (403)
 
 Phone numbers are masked for everyone; a role in ANTIFRAUD_CONSOLE_PHONE_ROLES may ask to
@@ -28,6 +29,7 @@ from streams.settings import Settings
 
 VIEWER_ROLES = ("centre", "county", "station")
 PARTNER_ROLES = ("bank", "carrier")
+DESK_ROLES = ("hotline",)  # the 96110 hotline team: works desk tasks (oversight/desk/), sees no console data
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,9 @@ class Unit:
 
 def parse_unit(spec: str) -> Unit:
     role, _, code = spec.partition(":")
-    if role not in VIEWER_ROLES + PARTNER_ROLES or (role != "centre" and not code) or (role == "centre" and code):
+    if role not in VIEWER_ROLES + PARTNER_ROLES + DESK_ROLES or (role != "centre" and not code) or (role == "centre" and code):
         raise ValueError(f"console token unit {spec!r}: expected centre, county:<code>, station:<code>, "
-                         "bank:<code> or carrier:<code>")
+                         "hotline:<code>, bank:<code> or carrier:<code>")
     return Unit(role, code)
 
 
@@ -84,16 +86,16 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def authenticator(tokens: Tokens):
-    """FastAPI dependency: the calling unit; 401 without a known token, 403 for a partner."""
+def authenticator(tokens: Tokens, roles: tuple[str, ...] = VIEWER_ROLES, what: str = "the oversight console"):
+    """FastAPI dependency: the calling unit; 401 without a known token, 403 for a role not in `roles`."""
 
     def current_unit(authorization: str | None = Header(None, description="Bearer <unit token>")) -> Unit:
         scheme, _, token = (authorization or "").partition(" ")
         unit = tokens.unit_for(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if unit is None:
             raise HTTPException(401, "a unit token is required", headers={"WWW-Authenticate": "Bearer"})
-        if unit.role not in VIEWER_ROLES:
-            raise HTTPException(403, f"{unit.name} has no access to the oversight console")
+        if unit.role not in roles:
+            raise HTTPException(403, f"{unit.name} has no access to {what}")
         return unit
 
     return current_unit
