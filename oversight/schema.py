@@ -309,6 +309,7 @@ access_log = Table(
     _id("alert_id", nullable=False),
     _id("person_id", nullable=False),
     Column("field", String(32), nullable=False),
+    Column("actor", String(64)),  # the signed-in desk user (oversight/desk/people.py); None for a unit token
 )
 
 # Written by the follow-up sampler: a period is sampled once.
@@ -360,4 +361,28 @@ desk_tasks = Table(
     Index("ix_desk_tasks_alert", "alert_id"),
 )
 
-REBUILT_TABLES = [t for t in metadata.sorted_tables if t.name not in ("access_log", "followup_runs", "desk_tasks")]
+# The desk's people: users with a role in a unit (argon2id password hashes) and their sessions
+# (the SHA-256 of each session token, never the token).
+desk_users = Table(
+    "desk_users",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("unit", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+desk_sessions = Table(
+    "desk_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_desk_sessions_user", "user_id"),
+)
+
+NOT_REBUILT = ("access_log", "followup_runs", "desk_tasks", "desk_users", "desk_sessions")
+REBUILT_TABLES = [t for t in metadata.sorted_tables if t.name not in NOT_REBUILT]

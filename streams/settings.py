@@ -268,6 +268,9 @@ class Settings(BaseSettings):
         "96110", pattern=r"^[A-Za-z0-9_-]+$",
         description="Unit code of the hotline team that holds hotline_call tasks (token unit `hotline:<code>`).",
     )
+    desk_session_ttl_s: int = Field(
+        28800, gt=0, description="A desk sign-in session lasts this long (8 h: a shift), then the user signs in again."
+    )
     desk_produce_timeout_s: float = Field(
         10.0, gt=0, description="Longest the desk waits for Kafka to take one outcome; a post that takes longer "
         "gets 503 and may be repeated.",
