@@ -8,7 +8,8 @@ What escalation does not watch, the desk does: an action whose routing rule is n
 (hotline calls) and whose task is still open at its deadline is closed as not reached, the
 answer a simulated call that nobody picked up gives, so escalation retries or moves on exactly
 as it does for simulated outcomes. SLA-tracked visits are escalation's (a supervisor visit);
-their tasks stay open for the officer's late answer.
+their tasks stay open for the officer's late answer. The same sweep finishes a post that stored
+its outcome and died before Kafka had it (oversight/desk/closing.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -26,7 +27,7 @@ from channels.metrics import GATEWAY_CALLS
 from oversight import schema
 from oversight.db import aware, migrate
 from oversight.desk.closing import Closer
-from oversight.desk.tasks import OPEN, holder_of, record_task, utc_now
+from oversight.desk.tasks import CLOSING, OPEN, holder_of, record_task, utc_now
 from streams.contracts.actions import Action, Channel, Outcome, Result
 from streams.routing import get_routing
 from streams.settings import Settings
@@ -86,17 +87,21 @@ class DeskGateway:
 
     def _sweep(self, deliver: Callable[[Outcome], None]) -> int:
         t = schema.desk_tasks
+        lease_s = self.settings.desk_produce_timeout_s * 2
+        overdue = (t.c.state == OPEN) & (t.c.deadline <= utc_now()) & t.c.tier.not_in(self.tracked_tiers)
+        # A post that stored its outcome and died before Kafka had it (and was never repeated): finish it.
+        stranded = (t.c.state == CLOSING) & (t.c.closing_since <= utc_now() - timedelta(seconds=lease_s))
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t).where(t.c.state == OPEN, t.c.channel == self.channel.value,
-                                                t.c.deadline <= utc_now(), t.c.tier.not_in(self.tracked_tiers))
+            rows = conn.execute(select(t).where(t.c.channel == self.channel.value, overdue | stranded)
                                 .order_by(t.c.deadline).limit(SWEEP_BATCH)).mappings().all()
-        closer = Closer(self.engine, deliver, self.settings.desk_produce_timeout_s * 2)
+        closer = Closer(self.engine, deliver, lease_s)
         closed = 0
         for row in rows:
             _, produced = closer.close(row["task_id"], not_answered(row), "desk:deadline", wait=False)
             closed += produced
         if closed:
-            log.info("desk: %d %s tasks past their deadline closed as not reached", closed, self.channel.value)
+            log.info("desk: %d %s tasks closed (past their deadline: not reached; or a stranded post's outcome)",
+                     closed, self.channel.value)
         return closed
 
     def _patiently(self, call):

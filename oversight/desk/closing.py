@@ -9,7 +9,8 @@
 - A post that finds `closing` waits for `closed` (the winner is producing). A row still
   `closing` after the lease belonged to a request that died between storing and producing:
   the waiter takes it over (another compare-and-set, on `closing_since`) and produces the
-  stored outcome, same bytes. The one case that can put an outcome on the topic twice is that
+  stored outcome, same bytes; so does the channel worker's sweep (channels/gateways/desk.py), so a
+  post that dies there and is never repeated still ends in its outcome. The one case that can put an outcome on the topic twice is that
   request dying after Kafka took the record and before `closed` was written; both copies have
   the same outcome id, and escalation and the ledger keep one per outcome id.
 """
@@ -64,7 +65,7 @@ class Closer:
                 row = conn.execute(select(t.c.state, t.c.outcome, t.c.closing_since)
                                    .where(t.c.task_id == task_id)).one()
             stored = _decode(row.outcome)
-            if row.state == CLOSED or not wait:
+            if row.state == CLOSED:
                 return stored, False
             if utc_now() - row.closing_since >= timedelta(seconds=self.lease_s):
                 taken = self._take_over(task_id, row.closing_since)
@@ -72,6 +73,8 @@ class Closer:
                     self._produce_and_close(task_id, stored, taken)
                     return stored, True
                 continue  # another waiter took it over: wait for it
+            if not wait:
+                return stored, False
             if time.monotonic() >= deadline:
                 raise StillClosing(task_id)
             time.sleep(WAIT_STEP_S)

@@ -16,7 +16,9 @@ from channels.claims import ClaimState, ClaimStore
 from dissuasion_builders import alert, new_person, now, outcome
 from oversight import schema
 from oversight.db import migrate
-from oversight.desk.tasks import holder_of
+from oversight.desk.closing import Closer
+from oversight.desk.outcomes import NotTaken
+from oversight.desk.tasks import holder_of, record_task
 from streams.alert_state import PersonState
 from streams.contracts.actions import Channel, Outcome, Result, Target
 from streams.contracts.alerts import Jurisdiction, Tier
@@ -32,6 +34,7 @@ def desk_settings(settings, tmp_path):
     return settings.model_copy(update={
         "database_url": f"sqlite:///{tmp_path / 'ledger.sqlite3'}", "desk_channels": ["police_visit", "hotline_call"],
         "channel_quiet_hours": "", "contact_frequency_cap": 0, "channel_rate_limits": {}, "channel_poll_s": 0.2,
+        "desk_produce_timeout_s": 0.5,  # a stranded post's lease: 1 s
     })
 
 
@@ -146,3 +149,24 @@ def test_an_unanswered_hotline_task_escalates_like_an_unanswered_simulated_call(
             [retry] = by_desk.actions  # tried again, as hotline calls are (attempts: 2)
             assert (retry.action.channel, retry.action.attempt) == (Channel.hotline_call, 2)
             call = retry.action
+
+
+def test_a_post_that_died_before_kafka_had_its_outcome_is_finished_by_the_worker(
+        desk_settings, engine, producer, topic_factory, catalog, consumer_factory, workers):
+    action = visit(Tier.funds_warning, "ZK01-PS01")
+    task_id = f"{action.action_id}:1"
+    with engine.begin() as conn:
+        record_task(conn, action, task_id, holder_of(action, get_routing().duty_desks, "96110"), now())
+
+    def lost(_outcome):
+        raise NotTaken("the console died here")
+
+    posted = outcome(action, Result.dissuaded)
+    with pytest.raises(NotTaken):
+        Closer(engine, lost, 1.0).close(task_id, posted, "station:ZK01-PS01")
+    reader = consumer_factory(catalog.topic("outcomes").name)
+    workers(desk_settings, Channel.police_visit, topic_factory())  # nobody posts again: the sweep finishes it
+    [finished] = outcomes_for(reader, {task_id}, 1)
+    assert finished == posted  # the stored outcome, not a new one
+    [task] = tasks(engine, {action.action_id})
+    assert (task["state"], task["closed_by"]) == ("closed", "station:ZK01-PS01")
