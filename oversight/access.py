@@ -86,16 +86,17 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def authenticator(tokens: Tokens, roles: tuple[str, ...] = VIEWER_ROLES, what: str = "the oversight console"):
-    """FastAPI dependency: the calling unit; 401 without a known token, 403 for a role not in `roles`."""
+def authenticator(tokens: Tokens):
+    """FastAPI dependency: the calling unit; 401 without a known token, 403 for a partner (or the hotline team:
+    the desk is its part, oversight/desk/api.py)."""
 
     def current_unit(authorization: str | None = Header(None, description="Bearer <unit token>")) -> Unit:
         scheme, _, token = (authorization or "").partition(" ")
         unit = tokens.unit_for(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
         if unit is None:
             raise HTTPException(401, "a unit token is required", headers={"WWW-Authenticate": "Bearer"})
-        if unit.role not in roles:
-            raise HTTPException(403, f"{unit.name} has no access to {what}")
+        if unit.role not in VIEWER_ROLES:
+            raise HTTPException(403, f"{unit.name} has no access to the oversight console")
         return unit
 
     return current_unit
