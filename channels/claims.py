@@ -1,6 +1,7 @@
 """Send claims: one Valkey key per action attempt, so a citizen is contacted at most once.
 
     (no key) --SET NX--> sending(owner, since) --CAS--> done(outcome)
+                                             or  --CAS--> handed (a desk task: its outcome comes from the desk)
 
 - Only the worker whose SET NX created the key may send.
 - The outcome is stored in the claim *before* it is produced to Kafka: a crash between
@@ -39,6 +40,7 @@ return current
 class ClaimState(str, Enum):
     sending = "sending"
     done = "done"
+    handed = "handed"  # recorded as a desk task (channels.gateways.desk); the desk produces its outcome
 
 
 class ClaimRecord(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,6 +81,12 @@ class ClaimStore:
         if previous is None:
             return True, Claim(raw, record)
         return False, Claim(previous, _decode(previous))
+
+    def hand_over(self, outcome_id: str, sending: Claim) -> ClaimRecord:
+        """Mark `sending` as handed to the desk unless another record replaced it; returns the one that stands."""
+        handed = ClaimRecord(ClaimState.handed, sending.record.owner, sending.record.since)
+        result = self._finish(keys=[claim_key(outcome_id)], args=[sending.raw, _encode(handed), self.ttl_s])
+        return handed if result == b"OK" else _decode(result)
 
     def finish(self, outcome_id: str, sending: Claim, outcome: Outcome) -> Outcome:
         """Store the outcome unless another already replaced `sending`; returns the outcome that stands."""

@@ -114,6 +114,8 @@ class ChannelWorker:
         # One officer at the door: a visit under way carries the person's other alerts (channels.visits).
         self.visits = VisitStore(valkey, settings.channel_claim_ttl_s) if channel is Channel.police_visit else None
         self.gateway = gateway or make_gateway(settings, channel)
+        # The desk (channels.gateways.desk) records a task and no outcome: people report it later.
+        self.hands_over = getattr(self.gateway, "hands_over", False)
         worst = self.gateway.worst_case_s()
         if worst >= settings.channel_send_lease_s:
             log.warning("%s: a send may take %.0f s, longer than channel_send_lease_s %.0f s: a slow send "
@@ -136,6 +138,8 @@ class ChannelWorker:
         try:
             while not self.stop.is_set():
                 self.release_due()
+                if self.hands_over:
+                    self.gateway.sweep(self.deliver_outcome)
                 messages = consumer.consume(self.batch_size, timeout=self._poll_timeout())
                 if messages:
                     self.process_batch(consumer, messages)
@@ -245,6 +249,9 @@ class ChannelWorker:
             if carrier is not None:
                 self.carried(action, oid, claim, carrier)
                 return
+        if self.hands_over and not _no_phone(action):  # a call with no number fails as before, not as a task
+            self.hand_over(action, oid, claim)
+            return
         # The instant the contact policy counted this contact: what the frequency cap and the rate
         # limit measure from, so the outcomes show their spacing exactly (not the send's later start).
         started = datetime.fromtimestamp(decided_at, UTC)
@@ -293,12 +300,26 @@ class ChannelWorker:
                  carrier.outcome_id, final.result.value)
         self._produce(self.outcomes_topic, action.person_id.encode(), _encode(final))
 
+    def hand_over(self, action: Action, oid: str, claim: Claim) -> None:
+        """Record the desk task (idempotent), then mark the claim handed: nothing goes to outcomes now."""
+        self.gateway.send(action, oid)
+        stands = self._valkey(lambda: self.claims.hand_over(oid, claim))
+        if stands.outcome is not None:  # a finder called it interrupted meanwhile: that outcome stands
+            self._produce(self.outcomes_topic, action.person_id.encode(), _encode(stands.outcome))
+        log.info("%s: %s for %s handed to the desk", self.stage, oid, self._who(action))
+
+    def deliver_outcome(self, outcome: Outcome) -> None:
+        """Produce one outcome the desk decided and return once Kafka has it (raises if it did not)."""
+        self._produce(self.outcomes_topic, outcome.person_id.encode(), _encode(outcome))
+        self.flush()
+        OUTCOMES.labels(self.channel.value, outcome.result.value).inc()
+
     def _our_own_claim(self, claim: Claim) -> bool:
         # Valkey took our SET but the reply was lost and the retry found it: it is still ours.
         return claim.record.state is ClaimState.sending and claim.record.owner == self.instance
 
     def call_gateway(self, action: Action, oid: str) -> GatewayReply:
-        if action.channel in PHONE_CHANNELS and not action.target.phone:
+        if _no_phone(action):
             return GatewayReply(Result.failed, "the action has no phone to reach: not sent")
         try:
             return self.gateway.send(action, oid)
@@ -311,6 +332,10 @@ class ChannelWorker:
         lease = self.settings.channel_send_lease_s
         while claim.record.state is ClaimState.sending:
             age = time.time() - claim.record.since
+            if age >= lease and self.hands_over:
+                # Recording a task contacts nobody: record it (again) rather than call it interrupted.
+                self.hand_over(action, oid, claim)
+                return
             if age >= lease:
                 started = datetime.fromtimestamp(claim.record.since, UTC)
                 interrupted = self._outcome(action, oid, Result.failed, INTERRUPTED, started)
@@ -326,6 +351,9 @@ class ChannelWorker:
             if self.stop.wait(min(0.2, lease - age)):
                 raise _Stopping
             claim = self._valkey(lambda: self.claims.get(oid)) or claim
+        if claim.record.state is ClaimState.handed:
+            log.info("%s: %s was handed to the desk before: nothing to do", self.stage, oid)
+            return
         log.info("%s: %s was carried out before (%s): its outcome is repeated, nothing is sent", self.stage, oid,
                  claim.record.outcome.result.value)
         self._produce(self.outcomes_topic, action.person_id.encode(), _encode(claim.record.outcome))
@@ -425,6 +453,10 @@ class ChannelWorker:
         if action.channel is Channel.police_visit:
             return f"station {target.station or action.jurisdiction.station}"
         return mask(target.phone)
+
+
+def _no_phone(action: Action) -> bool:
+    return action.channel in PHONE_CHANNELS and not action.target.phone
 
 
 def _where(message) -> str:

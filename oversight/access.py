@@ -6,6 +6,7 @@ tokens (ANTIFRAUD_CONSOLE_TOKENS) map each token to a unit:
     centre            the city anti-fraud centre: everything
     county:<code>     a county bureau: its county
     station:<code>    a police station: its jurisdiction only
+    hotline:<code>    the 96110 hotline team: its desk tasks only (oversight/desk/), nothing else
     bank:<code>, carrier:<code>   partners: nothing here (403)
 
 Phone numbers are masked for everyone; a role in ANTIFRAUD_CONSOLE_PHONE_ROLES may ask to
@@ -28,6 +29,7 @@ from streams.settings import Settings
 
 VIEWER_ROLES = ("centre", "county", "station")
 PARTNER_ROLES = ("bank", "carrier")
+DESK_ROLES = ("hotline",)  # the 96110 hotline team: works desk tasks (oversight/desk/), sees no console data
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,9 @@ class Unit:
 
 def parse_unit(spec: str) -> Unit:
     role, _, code = spec.partition(":")
-    if role not in VIEWER_ROLES + PARTNER_ROLES or (role != "centre" and not code) or (role == "centre" and code):
+    if role not in VIEWER_ROLES + PARTNER_ROLES + DESK_ROLES or (role != "centre" and not code) or (role == "centre" and code):
         raise ValueError(f"console token unit {spec!r}: expected centre, county:<code>, station:<code>, "
-                         "bank:<code> or carrier:<code>")
+                         "hotline:<code>, bank:<code> or carrier:<code>")
     return Unit(role, code)
 
 
@@ -85,7 +87,8 @@ def _sha256(text: str) -> str:
 
 
 def authenticator(tokens: Tokens):
-    """FastAPI dependency: the calling unit; 401 without a known token, 403 for a partner."""
+    """FastAPI dependency: the calling unit; 401 without a known token, 403 for a partner (or the hotline team:
+    the desk is its part, oversight/desk/api.py)."""
 
     def current_unit(authorization: str | None = Header(None, description="Bearer <unit token>")) -> Unit:
         scheme, _, token = (authorization or "").partition(" ")

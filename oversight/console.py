@@ -3,6 +3,7 @@
     GET /                      the dashboard (oversight/web/: plain HTML, one JS file, inline SVG)
     GET /api/...               lists, timelines and statistics, within the caller's unit
     GET /openapi.json          the API's OpenAPI document
+    /api/desk/...              the dissuasion desk's tasks and outcomes (oversight/desk/api.py)
 
 Every /api request carries a unit token (oversight.access). The interactive docs pages
 are off: they load scripts from a CDN, and the console works without a network.
@@ -26,6 +27,7 @@ from oversight import queries, retro_alerts, schema, stats
 from oversight.access import Phones, Tokens, Unit, authenticator
 from oversight.backlog import ReachBackBacklog
 from oversight.db import migrate
+from oversight.desk.api import DeskApi
 from oversight.queries import AlertStatus, Filters, SortKey
 from streams.catalog import Catalog, get_catalog
 from streams.contracts import Channel, Tier
@@ -55,12 +57,15 @@ def filters(
 
 
 def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = None) -> FastAPI:
-    backlog = ReachBackBacklog(settings, catalog or get_catalog(settings.topics_file))
+    catalog = catalog or get_catalog(settings.topics_file)
+    backlog = ReachBackBacklog(settings, catalog)
+    desk = DeskApi(settings, engine, catalog)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
         backlog.close()  # its broker connection
+        desk.close()  # its producer
 
     app = FastAPI(
         lifespan=lifespan,
@@ -76,6 +81,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
     tz = ZoneInfo(settings.contact_timezone)
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
+    app.include_router(desk.router())
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

@@ -309,6 +309,7 @@ access_log = Table(
     _id("alert_id", nullable=False),
     _id("person_id", nullable=False),
     Column("field", String(32), nullable=False),
+    Column("actor", String(64)),  # the signed-in desk user (oversight/desk/people.py); None for a unit token
 )
 
 # Written by the follow-up sampler: a period is sampled once.
@@ -323,4 +324,65 @@ followup_runs = Table(
     Column("sampled", Integer, nullable=False),
 )
 
-REBUILT_TABLES = [t for t in metadata.sorted_tables if t.name not in ("access_log", "followup_runs")]
+# The dissuasion desk (oversight/desk/): one task per human action handed to it, held by one unit,
+# worked by people, closed by exactly one outcome (the Outcome produced, as JSON). Written by the
+# channel worker and the desk API, never rebuilt from topics: taking and closing are the desk's own.
+desk_tasks = Table(
+    "desk_tasks",
+    metadata,
+    _id("task_id", primary_key=True),  # = the outcome id: action id and attempt
+    _id("action_id", nullable=False),
+    _id("alert_id", nullable=False),
+    Column("alert_version", Integer, nullable=False),
+    _id("person_id", nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("typology", String(32), nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("deadline", DateTime, nullable=False),
+    Column("script_key", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("holder_role", String(16), nullable=False),  # station, county, centre, hotline
+    Column("holder_code", String(64), nullable=False),
+    Column("county", String(32), nullable=False),
+    Column("station", String(32), nullable=False),
+    Column("grid", String(32), nullable=False),
+    Column("phone", String(32)),  # hotline calls only; shown masked
+    Column("station_reason", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # open -> closing -> closed
+    Column("assignee", String(64)),
+    Column("closing_since", DateTime),
+    Column("closed_by", String(64)),
+    Column("closed_at", DateTime),
+    Column("outcome", Text),
+    Index("ix_desk_tasks_holder", "holder_role", "holder_code", "state"),
+    Index("ix_desk_tasks_due", "state", "deadline"),
+    Index("ix_desk_tasks_alert", "alert_id"),
+)
+
+# The desk's people: users with a role in a unit (argon2id password hashes) and their sessions
+# (the SHA-256 of each session token, never the token).
+desk_users = Table(
+    "desk_users",
+    metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("unit", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+desk_sessions = Table(
+    "desk_sessions",
+    metadata,
+    Column("session_hash", String(64), primary_key=True),
+    Column("user_id", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    Index("ix_desk_sessions_user", "user_id"),
+)
+
+NOT_REBUILT = ("access_log", "followup_runs", "desk_tasks", "desk_users", "desk_sessions")
+REBUILT_TABLES = [t for t in metadata.sorted_tables if t.name not in NOT_REBUILT]

@@ -88,6 +88,7 @@ _NAMED_PARTIES = {
     "oversight/ledger.py": "ledger",
     "oversight/audit_worker.py": "audit",
     "oversight/followup.py": "followup",
+    "oversight/desk/api.py": "console",  # the desk's outcome API is served by the console process
     "simulator/traffic.py": "simulator",
     "simulator/reference.py": "simulator",
     "operators": "operator",

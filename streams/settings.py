@@ -271,7 +271,7 @@ class Settings(BaseSettings):
     console_tokens: dict[str, str] = Field(
         {},
         description="Unit tokens of the console (JSON object): token (or `sha256:<hex of the token>`) -> unit, one "
-        "of `centre`, `county:<code>`, `station:<code>`, `bank:<code>`, `carrier:<code>`.",
+        "of `centre`, `county:<code>`, `station:<code>`, `hotline:<code>` (desk only), `bank:<code>`, `carrier:<code>`.",
     )
     console_phone_roles: list[str] = Field(
         ["station"],
@@ -280,6 +280,23 @@ class Settings(BaseSettings):
     )
     console_sla_target: float = Field(
         0.95, ge=0, le=1, description="Dissuasion success-rate target; the dashboard and the alert rule compare to it."
+    )
+    # ------------------------------------------------ the dissuasion desk (oversight/desk/, docs/desk.md)
+    desk_channels: list[Literal["police_visit", "hotline_call"]] = Field(
+        [],
+        description="Human channels whose actions become desk tasks (JSON list) instead of going to "
+        "channel_gateway; their outcomes come back through the desk's outcome API.",
+    )
+    desk_hotline_team: str = Field(
+        "96110", pattern=r"^[A-Za-z0-9_-]+$",
+        description="Unit code of the hotline team that holds hotline_call tasks (token unit `hotline:<code>`).",
+    )
+    desk_session_ttl_s: int = Field(
+        28800, gt=0, description="A desk sign-in session lasts this long (8 h: a shift), then the user signs in again."
+    )
+    desk_produce_timeout_s: float = Field(
+        10.0, gt=0, description="Longest the desk waits for Kafka to take one outcome; a post that takes longer "
+        "gets 503 and may be repeated.",
     )
     audit_lookback_days: int = Field(
         90, gt=0, description="A case report is audited when its victim had an alert within this many days before it."

@@ -1,11 +1,12 @@
 """Dissuasion records: actions for the channels, their outcomes, escalations, and partner requests."""
 
+from decimal import Decimal
 from enum import Enum
 
 from msgspec import Struct
 
 from streams.contracts.alerts import Jurisdiction, Tier
-from streams.contracts.common import Timestamp, Typology, described
+from streams.contracts.common import Timestamp, Typology, check_money, described, to_cents
 
 
 class Channel(str, Enum):
@@ -66,6 +67,27 @@ class Result(str, Enum):
 FINAL_RESULTS = {Result.dissuaded, Result.refused}
 
 
+class DeskFinding(str, Enum):
+    """What a person at the desk (officer, operator) recorded; each maps to one Result (DESK_RESULTS)."""
+
+    dissuaded = "dissuaded"  # 劝阻成功
+    not_reached = "not_reached"  # 未联系上
+    refused = "refused"  # 拒绝劝阻
+    money_already_sent = "money_already_sent"  # 已被骗/已转账: too late, with the amount
+    false_alarm = "false_alarm"  # 误报: not a fraud
+
+
+# money_already_sent is "not dissuaded": escalation protects the accounts as for a refusal. A false
+# alarm reached the person and is not a dissuasion (no success counted); closing the alert on it is next.
+DESK_RESULTS = {
+    DeskFinding.dissuaded: Result.dissuaded,
+    DeskFinding.not_reached: Result.unreachable,
+    DeskFinding.refused: Result.refused,
+    DeskFinding.money_already_sent: Result.refused,
+    DeskFinding.false_alarm: Result.answered,
+}
+
+
 class Outcome(Struct, forbid_unknown_fields=True):
     """劝阻反馈: what happened when a channel carried out an action."""
 
@@ -79,3 +101,12 @@ class Outcome(Struct, forbid_unknown_fields=True):
     finished_at: Timestamp
     attempt: int = 1
     detail: described(str, "Gateway's words; never a phone number.") = ""
+    # Optional with defaults, so outcomes written before the desk still decode.
+    finding: described(DeskFinding | None, "What the desk recorded (police_visit, hotline_call tasks); None from "
+                       "a gateway.") = None
+    amount_sent: described(Decimal | None, "CNY already sent, with finding money_already_sent.") = None
+
+    def __post_init__(self):
+        if self.amount_sent is not None:
+            check_money(self.amount_sent, "amount_sent")
+            self.amount_sent = to_cents(self.amount_sent)
