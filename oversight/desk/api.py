@@ -9,6 +9,7 @@
     POST   /api/desk/tasks/{task_id}/assign     hand it to a user of the holding unit (leads, county, centre)
     POST   /api/desk/tasks/{task_id}/outcome    what happened: one outcome on `outcomes`, however often
                                                 it is posted (oversight/desk/closing.py)
+    GET    /api/desk/scripts                    every warning type's dissuasion script and its version
 
 Every call but sign-in carries `Authorization: Bearer <token>`: a signed-in user's session token,
 or a unit token (oversight.access) for another system, e.g. a station's dispatch system. A caller
@@ -34,6 +35,7 @@ from oversight import schema
 from oversight.access import DESK_ROLES, VIEWER_ROLES, Tokens
 from oversight.desk import people
 from oversight.desk.closing import Closer, StillClosing
+from oversight.desk.dissuasion_scripts import load_scripts
 from oversight.desk.outcomes import NotTaken, OutcomeProducer, desk_outcome
 from oversight.desk.people import Caller
 from oversight.desk.tasks import OPEN, find_task, visible_to
@@ -79,6 +81,7 @@ class DeskApi:
         self.producer = OutcomeProducer(settings, catalog)
         self.closer = Closer(engine, self.producer, settings.desk_produce_timeout_s * 2)
         self.tokens = Tokens(settings.console_tokens)
+        self.scripts = load_scripts()  # a script missing for a warning type stops the console here
 
     def close(self) -> None:
         self.producer.close()
@@ -136,7 +139,13 @@ class DeskApi:
             return {"total": len(items), "funds_warnings": sum(i["tier"] == Tier.funds_warning.value for i in items),
                     "items": items}
 
-        @router.get("/tasks/{task_id}", summary="One task; its assignee may reveal the phone (logged)")
+        @router.get("/scripts", summary="Every warning type's dissuasion script (劝阻话术) and its version",
+                    dependencies=[Depends(caller_of)])
+        def scripts() -> dict:
+            return {"items": self.scripts.listing()}
+
+        @router.get("/tasks/{task_id}", summary="One task with its warning type's script; its assignee may "
+                    "reveal the phone (logged)")
         def task(task_id: TaskId, request: Request, caller: Caller = Depends(caller_of),
                  reveal: bool = Query(False, description="Show the phone unmasked: the assignee of an open task "
                                       "only; every reveal is logged.")) -> dict:
@@ -144,6 +153,7 @@ class DeskApi:
                 row = self._visible(conn, caller, task_id)
                 item = _task(row, _evidence(conn, [row]).get((row["alert_id"], row["alert_version"]), []))
                 item["state"] = row["state"]
+                item["script"] = self.scripts.shown_for(row["typology"])
                 if reveal:
                     if caller.user is None or row["assignee"] != caller.user or row["state"] != OPEN:
                         raise HTTPException(403, "only the assignee of an open task sees the number")

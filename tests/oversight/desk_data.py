@@ -16,15 +16,15 @@ PHONE = "+8613800000001"  # synthetic: the 138-0000 range is not assigned to any
 
 def desk_action(channel: Channel = Channel.police_visit, *, station: str = "ZK01-PS01", county: str = "ZK01",
                 tier: Tier = Tier.funds_warning, priority: int = 0, deadline_in: timedelta = timedelta(minutes=30),
-                attempt: int = 1) -> Action:
+                attempt: int = 1, typology: Typology = Typology.impersonate_police) -> Action:
     now = datetime.now(UTC)
     alert_id = f"AL-desk-{uuid.uuid4().hex[:10]}"
     return Action(
         action_id=f"{alert_id}:1:{channel.value}:initial", alert_id=alert_id, alert_version=1,
-        person_id=f"P-{uuid.uuid4().hex[:10]}", channel=channel, tier=tier, typology=Typology.impersonate_police,
+        person_id=f"P-{uuid.uuid4().hex[:10]}", channel=channel, tier=tier, typology=typology,
         target=Target(station=station) if channel is Channel.police_visit else Target(phone=PHONE),
         jurisdiction=Jurisdiction(county=county, station=station, grid=f"{station}-G01"), priority=priority,
-        deadline=now + deadline_in, script_key="script.impersonate_police.v1", reason="initial", attempt=attempt,
+        deadline=now + deadline_in, script_key=get_routing().script_for(typology), reason="initial", attempt=attempt,
         created_at=now,
     )
 

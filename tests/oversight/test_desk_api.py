@@ -17,6 +17,7 @@ from oversight import schema
 from oversight.console import create_app
 from streams.contracts.actions import Channel, DeskFinding, Outcome, Result
 from streams.contracts.alerts import Tier
+from streams.contracts.common import Typology
 from streams.masking import mask
 
 TOKENS = {"tok-a": "station:ZK01-PS01", "tok-b": "station:ZK01-PS02", "tok-centre": "centre",
@@ -151,3 +152,16 @@ def test_the_list_puts_funds_warnings_first_then_priority_then_deadline(client, 
     assert item["phone"] == mask(PHONE) and item["held_by"] == "hotline:96110"
     assert item["warning_type"] == "impersonate_police" and 0 < item["seconds_left"] <= 1800
     assert body["funds_warnings"] >= 1
+
+
+def test_a_task_carries_the_script_for_its_warning_type(client, ledger_engine):
+    romance = recorded(ledger_engine, desk_action(typology=Typology.romance))
+    unknown = recorded(ledger_engine, desk_action(typology=Typology.unknown))
+    shown = {t: client.get(f"/api/desk/tasks/{t}", headers=auth("tok-a")).json()["script"] for t in (romance, unknown)}
+    assert shown[romance]["warning_type"] == shown[romance]["name"] == "romance"
+    assert "<h1>杀猪盘" in shown[romance]["html"] and shown[romance]["version"]
+    assert (shown[unknown]["warning_type"], shown[unknown]["name"]) == ("unknown", "generic")
+    listed = client.get("/api/desk/scripts", headers=auth("tok-centre")).json()["items"]
+    assert {i["warning_type"]: i["version"] for i in listed}["romance"] == shown[romance]["version"]
+    assert {i["warning_type"] for i in listed} == {t.value for t in Typology}
+    assert client.get("/api/desk/scripts").status_code == 401
