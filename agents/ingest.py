@@ -129,17 +129,19 @@ REFERENCE_INPUTS = [spec.id for spec in INPUTS.values() if spec.domain == "refer
 @app.agent(source_topic(*LIVE_INPUTS), name="ingest")
 @stops_worker_on_crash(app)
 async def ingest(stream):
-    valkey = async_client(settings)
-    async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
-        await isolated(STAGE, batch, lambda events: ingest_batch(events, valkey), dead_letter_alone)
+    await ingest_stream(stream, STAGE, settings.ingest_batch_size)
 
 
 @app.agent(source_topic(*REFERENCE_INPUTS), name="ingest_reference")
 @stops_worker_on_crash(app)
 async def ingest_reference(stream):
+    await ingest_stream(stream, f"{STAGE}_reference", settings.reference_batch_size, background=True)
+
+
+async def ingest_stream(stream, label: str, size: int, background: bool = False) -> None:
+    """Every micro-batch of `stream` ingested; `label` names its batches in the metrics."""
     valkey = async_client(settings)
-    async for batch in timed_batches(stream, f"{STAGE}_reference", settings.reference_batch_size,
-                                     settings.ingest_batch_within_s, background=True):
+    async for batch in timed_batches(stream, label, size, settings.ingest_batch_within_s, background=background):
         await isolated(STAGE, batch, lambda events: ingest_batch(events, valkey), dead_letter_alone)
 
 

@@ -45,7 +45,6 @@ import argparse
 import gc
 import json
 import logging
-import os
 import random
 import shutil
 import signal
@@ -68,7 +67,7 @@ from bench.config import PROJECT_ROOT, RESULTS_DIR
 from bench.latency import FIRST_RESPONSE_REASONS, input_times, read_ranges, stats
 from bench.machine import machine_info, versions
 from bench.producer import BenchProducer, bulk_config
-from bench.soak import Broker, check_lines, tree_rss_mb
+from bench.soak import Broker, check_lines, plot_link, tree_rss_mb
 from bench.stages import event_input_topics, furthest_level
 from simulator.reference import KIND_SHARE, KIND_TYPOLOGIES, Intel, intel_updates, location_updates, registry_updates
 from simulator.traffic import CN_TZ, TrafficSimulator
@@ -640,9 +639,7 @@ def summary_lines(s: dict) -> list[str]:
 
 def markdown(s: dict, header: dict, out: Path, plot_path: Path, summary_path: Path) -> str:
     cfg, m, v = header["config"], header["machine"], header.get("versions", {})
-    docs = PROJECT_ROOT / "docs"
-    base = docs if plot_path.resolve().is_relative_to(docs) else summary_path.parent.resolve()
-    image = os.path.relpath(plot_path.resolve(), base)
+    image = plot_link(plot_path, summary_path)
     run = s.get("reach_back_run", {})
     at = f"at {cfg['publish_rate']:,.0f} per second" if cfg.get("publish_rate") else "at once"
     lines = [

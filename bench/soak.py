@@ -482,6 +482,14 @@ def check_rows(summary: dict) -> list[tuple[str, bool | None, str]]:
     return rows
 
 
+def plot_link(plot_path: Path, summary_path: Path) -> str:
+    """The plot's path as a summary links it: summaries are meant for docs/performance.md, so a plot
+    under docs/ is linked from there, any other from the summary's own folder."""
+    docs = PROJECT_ROOT / "docs"
+    base = docs if plot_path.resolve().is_relative_to(docs) else summary_path.parent.resolve()
+    return os.path.relpath(plot_path.resolve(), base)
+
+
 def check_lines(rows: list[tuple[str, bool | None, str]]) -> list[str]:
     """One printed line per checked target: what, met (yes / NO / nothing when only reported), the figures."""
     return [f"{what}: {'' if met is None else ('yes' if met else 'NO') + ' '}({figures})" for what, met, figures in rows]
@@ -498,10 +506,7 @@ def summary_lines(summary: dict) -> list[str]:
 
 def markdown(summary: dict, header: dict, out: Path, plot_path: Path, summary_path: Path) -> str:
     cfg, m, v = header["config"], header["machine"], header.get("versions", {})
-    # The summary is meant for docs/performance.md: a plot under docs/ is linked from there.
-    docs = PROJECT_ROOT / "docs"
-    base = docs if plot_path.resolve().is_relative_to(docs) else summary_path.parent.resolve()
-    image = os.path.relpath(plot_path.resolve(), base)
+    image = plot_link(plot_path, summary_path)
     lines = [
         f"### Soak: {cfg['rate']:g} events/s for {cfg['minutes']:g} minutes",
         "",
