@@ -51,6 +51,7 @@ from bench.config import PROJECT_ROOT, RESULTS_DIR
 from bench.soak import IGNORED_GROUPS as TOOL_GROUPS
 from bench.soak import stage_labels
 from faults.load import OWN_GROUP_PREFIX, Load, Observer, judge
+from faults.log_digest import digest, log_marks
 from streams.catalog import Catalog, get_catalog
 from streams.settings import get_settings
 from streams.worker import STAGES
@@ -242,6 +243,7 @@ class Fault:
     recover_s: float | None = None
     peak_lag: int = 0  # largest total lag while recovering
     restarted_by: str = ""
+    behind: str = ""  # when not recovered: what still held it back at the deadline
 
 
 def restart_child(platform, child, wait_s: float = 2.0) -> str:
@@ -384,8 +386,10 @@ class Driver:
                 streak = 0
                 continue
             fault.peak_lag = max(fault.peak_lag, sum(s["lag"].values()))
-            passed = all(offset >= marks.get((topic, part), 0) for (_, topic, part), offset in s["committed"].items())
-            settled = all(v <= level.get(k, 0) for k, v in s["lag"].items())
+            short = {k: marks[k[1:]] - offset for k, offset in s["committed"].items() if offset < marks.get(k[1:], 0)}
+            over = {k: v for k, v in s["lag"].items() if v > level.get(k, 0)}
+            passed, settled = not short, not over
+            fault.behind = _behind(short, over, level)
             if passed and settled and fault.kind == "worker_kill":
                 # Until the dead member's session ran out and the group rebalanced, its partitions
                 # wait: lag that has not grown yet is not a recovery.
@@ -395,17 +399,33 @@ class Driver:
             else:
                 streak = 0
             if streak >= 2:  # two samples in a row: not one lucky commit
+                fault.behind = ""
                 fault.recovered_at_s = first_ok
                 fault.recover_s = round(fault.recovered_at_s - fault.at_s, 1)
                 return
 
     def run(self, kinds: list[str]) -> None:
+        logs = self.platform.settings.run_dir / "logs"
         for n, kind in enumerate(kinds, 1):
             time.sleep(self.rng.uniform(*self.config.gap_s))
             self.before = self.sampler.snapshot()
+            marks = log_marks(logs)
             fault = self.inject(n, kind)
             self.wait_recovered(fault, self.before)
             print(fault_line(fault, len(kinds)), flush=True)
+            if fault.recover_s is None:
+                # Every later fault would find the same stage behind: say why, and stop here.
+                for line in digest(logs, marks):
+                    print(f"faults:   {line}", flush=True)
+                return
+
+
+def _behind(short: dict, over: dict, level: dict, most: int = 4) -> str:
+    """What keeps a recovery from counting: partitions short of their mark, stages above their level."""
+    parts = [f"{group} {topic}[{part}] {n} short of the fault's end" for (group, topic, part), n in
+             sorted(short.items(), key=lambda kv: -kv[1])[:most]]
+    parts += [f"{stage} lag {v} > {level.get(stage, 0)}" for stage, v in sorted(over.items(), key=lambda kv: -kv[1])[:most]]
+    return "; ".join(parts)
 
 
 def level_before(sampler: LagSampler, at_s: float, window_s: float = 20.0) -> dict[str, int]:
@@ -422,7 +442,8 @@ def level_before(sampler: LagSampler, at_s: float, window_s: float = 20.0) -> di
 def fault_line(f: Fault, total: int) -> str:
     recovered = f"recovered in {f.recover_s:.1f} s" if f.recover_s is not None else "NOT RECOVERED"
     return (f"faults: [{f.n:2d}/{total}] t={f.at_s:6.1f}s {f.kind:<15} {f.target:<16} {recovered}; "
-            f"peak lag {f.peak_lag} records; {f.detail}; restarted by {f.restarted_by}")
+            f"peak lag {f.peak_lag} records; {f.detail}; restarted by {f.restarted_by}"
+            + (f"; behind: {f.behind}" if f.behind and f.recover_s is None else ""))
 
 
 def plan(config: FaultConfig, rng: random.Random) -> list[str]:

@@ -14,7 +14,7 @@ from faults.suite import FaultConfig, run
 
 
 @pytest.mark.faults
-@pytest.mark.timeout(480)  # ~2 min on a 2-core machine; 4 when a fault does not recover (120 s each)
+@pytest.mark.timeout(480)  # ~2.5 min on a 2-core machine; the suite stops at a fault that does not recover (120 s)
 def test_kills_and_restarts_lose_nothing_and_contact_nobody_twice(tmp_path):
     config = FaultConfig(worker_kills=2, channel_kills=1, valkey_restarts=1, broker_restarts=1, seed=5, persons=1_000,
                          warmup_s=5.0, gap_s=(0.5, 2.0), down_s=(2.0, 3.0), recover_timeout_s=120.0,
@@ -24,10 +24,10 @@ def test_kills_and_restarts_lose_nothing_and_contact_nobody_twice(tmp_path):
     assert result.get("error") is None, result.get("error")
     verdict, summary = result["verdict"], result["summary"]
     evidence = verdict["evidence"]
+    not_recovered = [(f["n"], f["kind"], f["behind"]) for f in result["faults"] if f["recover_s"] is None]
+    assert not_recovered == [], "the pipeline did not catch up after this fault (the suite stops there)"
     assert summary["faults_total"] == 5
     assert {f["kind"] for f in result["faults"]} == {"worker_kill", "channel_kill", "valkey_restart", "broker_restart"}
-    not_recovered = [(f["n"], f["kind"]) for f in result["faults"] if f["recover_s"] is None]
-    assert not_recovered == [], "the pipeline did not catch up after these faults"
     assert result["drain_s"] is not None, "the pipeline did not drain after the load stopped"
     funds = verdict["funds_warnings"]
     assert funds["expected"] >= 20 and funds["raised"] == funds["expected"], evidence["lost_funds_warnings"]

@@ -173,7 +173,9 @@ def test_the_rate_limit_spaces_sends_and_loses_none(settings, partner, producer,
             topic)
     messages = outcomes.read_until(outcome_ids_cover(ids))
     assert {o.result for o in outcomes_of(messages, ids)} == {Result.delivered}
-    assert _held(Channel.hotline_call, "rate_limit") >= held_before + 4, "two go at once, the rest wait"
+    # How many wait depends on when each of the two workers gets its partition (one joining a second
+    # later finds a token refilled), so the count only shows the limiter did the spacing checked below.
+    assert _held(Channel.hotline_call, "rate_limit") > held_before, "a send waited for the limiter"
     times = sorted(c.at for c in partner.calls_for(ids))
     assert len(times) == 6
     # At 2 per second with a burst of 2, the k-th send (from 0) cannot start before (k - 1) * 0.5 s.
