@@ -31,6 +31,7 @@ reads that index after each new or changed entry and hands the residents to corr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import logging
@@ -692,6 +693,9 @@ BARRIER_TIMEOUTS = Counter("antifraud_reference_barrier_timeouts_total",
 BARRIER_SKIPS = Counter("antifraud_reference_barrier_skips_total",
                         "Enrich batches judged without waiting for a reference partition the loader is too far "
                         "behind on to catch up within the timeout (a bulk list loading)", ["partition"])
+BARRIER_UNANSWERED = Counter("antifraud_reference_barrier_unanswered_total",
+                             "Enrich batches judged without the barrier because the broker did not answer for the "
+                             "reference topics' end offsets in time (a broker restarting)")
 BARRIER_SECONDS = Histogram("antifraud_reference_barrier_seconds",
                             "Before an enrich batch is judged: end offsets asked and the loader's progress compared",
                             buckets=LATENCY_BUCKETS)
@@ -719,16 +723,36 @@ class ReferenceBarrier:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
-            await consumer.start()
-            self._consumer = consumer
+            # Held before it starts: a start cut short by the timeout is stopped by close() too.
+            self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+            await self._consumer.start()
         ends = await self._consumer.end_offsets([TopicPartition(t, p) for t, p in self.partitions])
         return {partition_id(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+
+    async def _ends_in_time(self) -> dict[str, int] | None:
+        """The end offsets, or None when the broker does not answer within the barrier's timeout.
+
+        Across a broker restart aiokafka's ListOffsets waited out its 40 s request timeout and
+        raised, which stopped enrich (and the worker) for a 3 s outage; a fresh client finds the
+        broker again, so the one that failed is dropped."""
+        from aiokafka.errors import KafkaError
+
+        try:
+            return await asyncio.wait_for(self.end_offsets(), self.timeout_s)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            BARRIER_UNANSWERED.inc()
+            log.warning("reference barrier: no end offsets from the broker within %.1f s (%s); judging without it",
+                        self.timeout_s, type(exc).__name__)
+            await self.close()
+            return None
 
     async def wait(self) -> bool:
         """Wait until the loader has applied what is on the reference topics now; True = the cache may answer."""
         started = time.perf_counter()
-        targets = {part: end - 1 for part, end in (await self.end_offsets()).items() if end > 0}
+        ends = await self._ends_in_time()
+        if ends is None:
+            return False  # Valkey itself answers, as after a barrier timeout
+        targets = {part: end - 1 for part, end in ends.items() if end > 0}
         deadline, waited = started + self.timeout_s, False
         while True:
             applied = await self.store.applied_offsets()
@@ -770,4 +794,7 @@ class ReferenceBarrier:
     async def close(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
-            await consumer.stop()
+            from aiokafka.errors import KafkaError
+
+            with contextlib.suppress(KafkaError, OSError):  # closing a client that lost the broker
+                await consumer.stop()

@@ -133,3 +133,29 @@ def test_the_barrier_does_not_wait_for_a_partition_far_behind():
     behind = {"antifraud.norm.intel:0": 100_500, "antifraud.norm.intel:1": 900}
     assert barrier._skip_far_behind(behind, {"antifraud.norm.intel:0": 500, "antifraud.norm.intel:1": 10})
     assert barrier.given_up == {"antifraud.norm.intel:0": 100_500}
+
+
+def test_a_barrier_whose_broker_does_not_answer_judges_without_it_instead_of_stopping_enrich():
+    """Across a broker restart the end offsets waited out aiokafka's 40 s and raised: enrich crashed and
+    took its worker down for a 3 s outage. A port nothing listens on is a broker that does not answer."""
+    import asyncio
+
+    from prometheus_client import REGISTRY
+
+    from streams.embedded import free_port
+
+    def unanswered() -> float:
+        return REGISTRY.get_sample_value("antifraud_reference_barrier_unanswered_total") or 0
+
+    before = unanswered()
+    barrier = ReferenceBarrier(None, f"127.0.0.1:{free_port()}", {"antifraud.norm.intel": 2}, timeout_s=1.0)
+
+    async def twice() -> list[bool]:
+        try:
+            return [await barrier.wait(), await barrier.wait()]  # the second with a fresh client
+        finally:
+            await barrier.close()
+
+    assert asyncio.run(twice()) == [False, False], "the cache may not answer for what was not waited for"
+    assert unanswered() == before + 2
+    assert barrier._consumer is None
