@@ -259,8 +259,12 @@ def run_console(settings: Settings) -> None:
     Needs only the database (no Valkey); the broker only for the reach-back backlog figure, which says
     so when it cannot be read."""
     import uvicorn
+    from prometheus_client import REGISTRY
+
+    from oversight.desk.metrics import DeskTaskCollector
 
     engine = migrate(settings)
+    REGISTRY.register(DeskTaskCollector(engine))  # here, not in create_app: tests make many apps in one process
     if not settings.console_tokens:
         log.warning("console: no unit tokens configured (ANTIFRAUD_CONSOLE_TOKENS): every /api call gets 401")
     log.info("console on http://%s:%d/", settings.console_host, settings.console_port)
