@@ -145,26 +145,26 @@ class DeskStaff:
 
     def _take(self, plan: Plan, now: float) -> None:
         answer = self._call(self.user_of(plan.unit), "POST", f"/api/desk/tasks/{plan.task_id}/take")
-        if answer is None:
-            plan.take_at = now + RETRY_S
-        elif answer.status_code == 200:
+        if answer is not None and answer.status_code == 200:
             plan.post_at = now + plan.post_after_s
-        else:  # 409: someone has it, or it closed; 404: gone
+        elif answer is not None and answer.status_code in (404, 409):  # gone; or someone has it, or it closed
             self._forget(plan)
+        else:  # the console is away or failed (a busy database): try again
+            plan.take_at = now + RETRY_S
 
     def _record(self, plan: Plan, now: float) -> int:
         body = {"finding": plan.finding.value, "note": plan.note}
         if plan.amount_sent is not None:
             body["amount_sent"] = plan.amount_sent
         answer = self._call(self.user_of(plan.unit), "POST", f"/api/desk/tasks/{plan.task_id}/outcome", json=body)
-        if answer is None or answer.status_code == 503:
+        if answer is None or answer.status_code >= 500:  # 503: Kafka was slow; post again, it is recorded once
             plan.post_at = now + RETRY_S
             return 0
         self._forget(plan)
         if answer.status_code == 201:
             WORKED.labels(plan.finding.value).inc()
             return 1
-        if answer.status_code not in (200, 409):
+        if answer.status_code not in (200, 404, 409):  # recorded before, gone: nothing to do; anything else is a bug
             log.warning("desk staff: outcome of a task answered %d", answer.status_code)
         return 0
 
