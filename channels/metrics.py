@@ -11,7 +11,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from streams.metrics import LATENCY_BUCKETS
 
 OUTCOMES = Counter(
-    "antifraud_outcomes_total", "Outcomes decided by the channel workers (replays not counted again)",
+    "antifraud_outcomes_total", "Outcomes decided by the channel workers and the desk (replays not counted again)",
     ["channel", "result"],
 )
 GATEWAY_CALLS = Counter(

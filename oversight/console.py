@@ -25,9 +25,12 @@ from sqlalchemy import Engine, func, or_, select
 
 from oversight import queries, retro_alerts, schema, stats
 from oversight.access import Phones, Tokens, Unit, authenticator
+from oversight.audit_explanations import OVERDUE, STATES, explanations
 from oversight.backlog import ReachBackBacklog
 from oversight.db import migrate
 from oversight.desk.api import DeskApi
+from oversight.desk.explanations import explanation_router
+from oversight.desk.tasks import utc_now
 from oversight.queries import AlertStatus, Filters, SortKey
 from streams.catalog import Catalog, get_catalog
 from streams.contracts import Channel, Tier
@@ -82,6 +85,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.include_router(desk.router())
+    app.include_router(explanation_router(desk))
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
@@ -202,7 +206,23 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
             total = conn.execute(select(func.count()).select_from(au).where(*where)).scalar_one()
             rows = conn.execute(select(au).where(*where).order_by(au.c.filed_at.desc(), au.c.audit_id)
                                 .limit(page_size).offset((page - 1) * page_size)).mappings().all()
-        return {"total": total, "items": [_audit(r) for r in rows]}
+            written = explanations(conn, rows, settings.desk_explanation_due_s, utc_now())
+        return {"total": total, "items": [_audit(r, explained=written[r["audit_id"]]) for r in rows]}
+
+    @app.get("/api/audit-explanations", summary="Reverse-audit explanations the units owe: written, awaited, "
+             "overdue (the centre's follow-up of 倒查 explanations)")
+    def audit_explanations(unit: Unit = Depends(unit_of), f: Filters = Depends(filters),
+                           state: list[str] = Query([OVERDUE], description=f"Any of {', '.join(STATES)}.")) -> dict:
+        if set(state) - set(STATES):
+            raise HTTPException(422, f"state: any of {', '.join(STATES)}")
+        au = schema.audits
+        with engine.connect() as conn:
+            rows = conn.execute(select(au).where(unit.scope(au), *f.period(au.c.filed_at))
+                                .order_by(au.c.filed_at.desc(), au.c.audit_id).limit(2000)).mappings().all()
+            found = explanations(conn, rows, settings.desk_explanation_due_s, utc_now())
+        items = sorted((e for entries in found.values() for e in entries if e["state"] in state),
+                       key=lambda e: (e["due_at"], e["audit_id"], e["unit"]))
+        return {"total": len(items), "items": items}
 
     @app.get("/api/audits/{audit_id}", summary="One reverse audit: every step, who held it, where it broke")
     def audit(audit_id: str, unit: Unit = Depends(unit_of)) -> dict:
@@ -210,17 +230,22 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
         with engine.connect() as conn:
             row = conn.execute(select(au).where(au.c.audit_id == audit_id, or_(
                 unit.scope(au), au.c.audit_id.in_(select(fi.c.audit_id).where(unit.scope(fi)))))).mappings().first()
+            if row is not None:
+                written = explanations(conn, [row], settings.desk_explanation_due_s, utc_now())[audit_id]
         if row is None:
             raise HTTPException(404, "no such audit in your jurisdiction")
-        return _audit(row, full=True)
+        return _audit(row, full=True, explained=written)
 
     return app
 
 
-def _audit(row, full: bool = False) -> dict:
+def _audit(row, full: bool = False, explained: list[dict] | None = None) -> dict:
     record = json.loads(row["payload"])
     out = {k: record[k] for k in ("audit_id", "case_id", "person_id", "typology", "county", "station", "filed_at",
                                   "alert_ids", "findings", "responsible_units", "loss_amount")}
+    if explained is not None:  # each accountable unit's explanation written at the desk, or when it is due
+        out["explanations"] = explained
+        out["explanations_overdue"] = sum(e["state"] == OVERDUE for e in explained)
     if full:
         out["steps"] = record["steps"]
         out["lookback_days"] = record["lookback_days"]
@@ -234,8 +259,12 @@ def run_console(settings: Settings) -> None:
     Needs only the database (no Valkey); the broker only for the reach-back backlog figure, which says
     so when it cannot be read."""
     import uvicorn
+    from prometheus_client import REGISTRY
+
+    from oversight.desk.metrics import DeskTaskCollector
 
     engine = migrate(settings)
+    REGISTRY.register(DeskTaskCollector(engine))  # here, not in create_app: tests make many apps in one process
     if not settings.console_tokens:
         log.warning("console: no unit tokens configured (ANTIFRAUD_CONSOLE_TOKENS): every /api call gets 401")
     log.info("console on http://%s:%d/", settings.console_host, settings.console_port)

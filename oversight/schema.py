@@ -384,5 +384,17 @@ desk_sessions = Table(
     Index("ix_desk_sessions_user", "user_id"),
 )
 
-NOT_REBUILT = ("access_log", "followup_runs", "desk_tasks", "desk_users", "desk_sessions")
+# A reverse audit's written explanation (预警成案倒查: why a warned resident became a case anyway), one
+# per audit and accountable unit, written at the desk (oversight/desk/explanations.py); written once.
+audit_explanations = Table(
+    "audit_explanations",
+    metadata,
+    _id("audit_id", primary_key=True),
+    Column("unit", String(64), primary_key=True),  # the accountable unit that wrote it
+    Column("text", Text, nullable=False),
+    Column("written_by", String(64), nullable=False),  # the signed-in user, or the unit for a unit token
+    Column("written_at", DateTime, nullable=False),
+)
+
+NOT_REBUILT = ("access_log", "followup_runs", "desk_tasks", "desk_users", "desk_sessions", "audit_explanations")
 REBUILT_TABLES = [t for t in metadata.sorted_tables if t.name not in NOT_REBUILT]

@@ -66,6 +66,18 @@ def simulate() -> None:
     run_simulator(_platform_process_settings())
 
 
+@cli.command("desk-simulator")
+def desk_simulator(
+    console: str = typer.Option(..., help="The console's URL, e.g. http://127.0.0.1:8080/"),
+    human_unit: list[str] = typer.Option([], help="A unit whose untaken tasks wait for a person first (repeat)."),
+) -> None:
+    """Simulated officers and operators working the desk's tasks through its HTTP API (make run)."""
+    from simulator.desk_worker import run
+    from streams.shutdown import stop_on_signals
+
+    run(_platform_process_settings(), console, frozenset(human_unit), stop_on_signals())
+
+
 def _platform_process_settings() -> Settings:
     """Common start of a platform process: servers from the environment, metrics served."""
     from streams.metrics import serve_metrics

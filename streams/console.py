@@ -37,6 +37,9 @@ SECTIONS = (
     ("retro alerts by intel source", "antifraud_retro_alerts_total", "source"),
     ("actions by channel", "antifraud_actions_total", "channel"),
     ("outcomes by result", "antifraud_outcomes_total", "result"),
+    # The dissuasion desk (make run: police visits and hotline calls worked through the desk API).
+    ("desk tasks", "antifraud_desk_tasks", "state"),
+    ("desk outcomes by the simulated staff", "antifraud_desk_simulated_outcomes_total", "finding"),
     ("bank requests sent", "antifraud_bank_requests_total", "bank", {"status": "apply_sent"}),
     ("simulator offered", "antifraud_simulator_offered_total", "kind"),
 )

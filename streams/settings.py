@@ -298,6 +298,10 @@ class Settings(BaseSettings):
         10.0, gt=0, description="Longest the desk waits for Kafka to take one outcome; a post that takes longer "
         "gets 503 and may be repeated.",
     )
+    desk_explanation_due_s: int = Field(
+        259200, gt=0, description="An accountable unit writes its reverse-audit explanation at the desk within this "
+        "long (3 days) of the audit; later, the centre's audit view shows it overdue.",
+    )
     audit_lookback_days: int = Field(
         90, gt=0, description="A case report is audited when its victim had an alert within this many days before it."
     )

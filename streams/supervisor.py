@@ -48,6 +48,9 @@ CHANNEL_WORKERS = [c for c in Channel if c is not Channel.line_suspension]
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 60.0
 RESET_AFTER_S = 60.0
+# The person `up` lets sign in at the desk (the dev station token's station); the simulated staff leaves
+# this unit's untaken tasks to them for a while (simulator/desk_worker.py).
+DESK_PERSON = ("duty.zk01ps01", "station:ZK01-PS01", "officer")
 STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL: every process ends within 10 s (the worker's own watchdog is 8 s)
 # The line streams.isolation logs when an agent, timer or task crashes and ends its worker.
 _CRASHED_AGENT = re.compile(rb"agent (\S+) crashed")
@@ -252,8 +255,10 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     for line in report.lines():
         log.info("topics: %s", line)
     spawn_stream_workers(platform, settings.worker_processes)
+    desk = desk_channels(settings, with_simulator)
     for channel in CHANNEL_WORKERS:
-        platform.spawn(f"ch-{channel.value}", "channel-worker", "--channel", channel.value)
+        platform.spawn(f"ch-{channel.value}", "channel-worker", "--channel", channel.value,
+                       ANTIFRAUD_DESK_CHANNELS=json.dumps(desk))
     platform.spawn("partners", "partners")  # the banks' and carriers' side, for the embedded default
     platform.spawn("oversight", "oversight")
     port, tokens = console_port(), console_tokens(settings)
@@ -263,9 +268,43 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     console.url = f"http://127.0.0.1:{port}/"
     for token, unit in tokens.items():
         log.info("console %s  sign in as %s with token %s", console.url, unit, token)
+    if desk:
+        show_desk_person(settings, console.url)
     if with_simulator:
         platform.spawn("simulator", "simulate")
+        if desk:
+            platform.spawn("desk-sim", "desk-simulator", "--console", console.url, "--human-unit", DESK_PERSON[1])
     return platform
+
+
+def desk_channels(settings: Settings, with_simulator: bool) -> list[str]:
+    """make run's human channels go to the desk, worked by the simulated staff through its API (and by
+    anyone who signs in); ANTIFRAUD_DESK_CHANNELS decides when set (`[]`: the simulated gateway)."""
+    if "ANTIFRAUD_DESK_CHANNELS" in os.environ or not with_simulator:
+        return list(settings.desk_channels)
+    return [Channel.police_visit.value, Channel.hotline_call.value]
+
+
+def show_desk_person(settings: Settings, console_url: str) -> None:
+    """The person who may sign in at the desk: made with a generated password at the first start of a
+    run directory, which is printed this once (on stdout, not in a log) and kept nowhere."""
+    from oversight.db import migrate
+    from oversight.desk.people import first_person
+
+    user, unit, role = DESK_PERSON
+    engine = migrate(settings)
+    try:
+        with engine.begin() as conn:
+            password = first_person(conn, user, unit, role)
+    finally:
+        engine.dispose()
+    if password is not None:
+        print(f"desk    {console_url}  sign in as {user} ({role}, {unit}) with password {password}  "
+              "(shown this once: note it)", flush=True)
+    else:
+        log.info("desk %s  sign in as %s (%s, %s): its password was shown when this run directory was made; "
+                 "`python -m oversight.desk.people passwd --user %s` sets a new one", console_url, user, role, unit,
+                 user)
 
 
 def worker_names(count: int, prefix: str = "worker") -> list[str]:

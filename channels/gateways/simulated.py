@@ -85,18 +85,22 @@ def synthetic_age_band(person_id: str) -> AgeBand:
 
 def simulate(action: Action, outcome_id: str, seed: int) -> tuple[GatewayReply, float]:
     """The result and the delay for one action attempt: a pure function of its inputs."""
+    return simulate_contact(action.channel, action.typology, synthetic_age_band(action.person_id), outcome_id, seed)
+
+
+def simulate_contact(channel: Channel, typology: Typology, age: AgeBand, outcome_id: str, seed: int
+                     ) -> tuple[GatewayReply, float]:
+    """The same from what a desk task shows (simulator/desk_worker.py works tasks with these odds)."""
     rng = random.Random(f"{seed}:{outcome_id}")
-    channel = action.channel
     low, high = DELAY_S[channel]
     delay = rng.uniform(low, high)
     if rng.random() < FAILURE:
         return GatewayReply(Result.failed, f"simulated {channel.value} gateway error"), delay
-    age = synthetic_age_band(action.person_id)
     if rng.random() >= _clamp(REACH[channel] + AGE_REACH_SHIFT[age]):
         return GatewayReply(Result.unreachable, UNREACHED[channel]), delay
     if channel not in DISSUADE:
         return GatewayReply(Result.delivered, "delivered to the handset"), delay
-    if rng.random() < _clamp(DISSUADE[channel] + TYPOLOGY_SHIFT[action.typology] + AGE_DISSUADE_SHIFT[age]):
+    if rng.random() < _clamp(DISSUADE[channel] + TYPOLOGY_SHIFT[typology] + AGE_DISSUADE_SHIFT[age]):
         return GatewayReply(Result.dissuaded, "the person agreed to stop and not transfer"), delay
     if channel is Channel.police_visit or rng.random() < 0.5:
         return GatewayReply(Result.refused, "the person did not accept the warning"), delay

@@ -11,6 +11,7 @@ import msgspec
 from confluent_kafka import Producer
 
 from channels.gateways.base import scrub
+from channels.metrics import OUTCOMES
 from oversight.db import aware
 from streams.catalog import Catalog
 from streams.contracts.actions import DESK_RESULTS, Channel, DeskFinding, Outcome
@@ -67,6 +68,7 @@ class OutcomeProducer:
             self.producer.poll(0.05)  # serves every request's callbacks, this one's among them
         if errors or not done.is_set():
             raise NotTaken(errors[0] if errors else f"no acknowledgement within {self.timeout_s:.0f} s")
+        OUTCOMES.labels(outcome.channel.value, outcome.result.value).inc()  # beside the channel workers' own
 
     def close(self) -> None:
         with self._lock:

@@ -6,6 +6,7 @@ database keeps only the SHA-256, so a copy of the database signs nobody in. Unit
 unit's token; a person signs in.
 
     python -m oversight.desk.people add --user li.wei --unit station:ZK01-PS01 --role officer
+    python -m oversight.desk.people passwd --user li.wei
 """
 
 from __future__ import annotations
@@ -63,6 +64,39 @@ def add_user(conn: Connection, user: str, unit: str, role: str, password: str) -
         raise ValueError("a password needs 12 characters or more")
     conn.execute(insert(schema.desk_users).values(user_id=user, unit=unit, role=role,
                                                   password_hash=_hasher.hash(password), created_at=_now()))
+
+
+def ensure_user(conn: Connection, user: str, unit: str, role: str, password: str) -> bool:
+    """Add the user, or give the existing one this unit, role and password (re-enabled); True when new.
+    For users a program keeps (make run's simulated staff), whose passwords live one run."""
+    u = schema.desk_users
+    if conn.execute(select(u.c.user_id).where(u.c.user_id == user)).first() is None:
+        add_user(conn, user, unit, role, password)
+        return True
+    parse_unit(unit)
+    conn.execute(update(u).where(u.c.user_id == user).values(unit=unit, role=role, disabled=False))
+    set_password(conn, user, password)
+    return False
+
+
+def set_password(conn: Connection, user: str, password: str) -> bool:
+    """A new password for an existing user (False: no such user); the user's sessions end."""
+    if len(password) < 12:
+        raise ValueError("a password needs 12 characters or more")
+    u = schema.desk_users
+    changed = conn.execute(update(u).where(u.c.user_id == user).values(password_hash=_hasher.hash(password))).rowcount
+    conn.execute(delete(schema.desk_sessions).where(schema.desk_sessions.c.user_id == user))
+    return bool(changed)
+
+
+def first_person(conn: Connection, user: str, unit: str, role: str) -> str | None:
+    """`antifraud up`'s person at the desk: added with a generated password the first time, which is
+    returned to be shown once and kept nowhere; None when the user exists (its password stands)."""
+    if conn.execute(select(schema.desk_users.c.user_id).where(schema.desk_users.c.user_id == user)).first():
+        return None
+    password = secrets.token_urlsafe(12)
+    add_user(conn, user, unit, role, password)
+    return password
 
 
 def sign_in(conn: Connection, user: str, password: str, ttl_s: int) -> tuple[str, datetime, Caller] | None:
@@ -125,12 +159,19 @@ def _cli(argv: list[str] | None = None) -> None:
     add.add_argument("--user", required=True)
     add.add_argument("--unit", required=True, help="station:<code>, county:<code>, hotline:<code> or centre")
     add.add_argument("--role", required=True, choices=ROLES)
+    passwd = sub.add_parser("passwd", help="a new password for a user (asked for); the user's sessions end")
+    passwd.add_argument("--user", required=True)
     args = parser.parse_args(argv)
     password = getpass.getpass(f"password for {args.user}: ")
     engine = migrate(get_settings())
     with engine.begin() as conn:
-        add_user(conn, args.user, args.unit, args.role, password)
-    print(f"added {args.user} ({args.role}, {args.unit})")
+        if args.command == "add":
+            add_user(conn, args.user, args.unit, args.role, password)
+            print(f"added {args.user} ({args.role}, {args.unit})")
+        elif set_password(conn, args.user, password):
+            print(f"new password for {args.user}")
+        else:
+            raise SystemExit(f"no user {args.user}")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,10 @@ def test_an_unanswered_hotline_task_escalates_like_an_unanswered_simulated_call(
     [case] = desk_state.alerts.values()
     call = next(t.action for t in case.actions.values() if t.action.channel is Channel.hotline_call)
     assert call.deadline < now()
+    # The alert's push did not reach the person either, so the hotline call is the tier's last chance.
+    push = next(t.action for t in case.actions.values() if t.action.channel is Channel.app_push)
+    for state in (desk_state, simulated_state):
+        rules.on_outcome(state, outcome(push, Result.unreachable), now())
     topic = topic_factory()
     reader = consumer_factory(catalog.topic("outcomes").name)
     workers(desk_settings, Channel.hotline_call, topic)
@@ -149,6 +153,10 @@ def test_an_unanswered_hotline_task_escalates_like_an_unanswered_simulated_call(
             [retry] = by_desk.actions  # tried again, as hotline calls are (attempts: 2)
             assert (retry.action.channel, retry.action.attempt) == (Channel.hotline_call, 2)
             call = retry.action
+    # The second unanswered call used the tier's last attempt: on to the next tier, as for the simulated call.
+    assert [(e.reason.value, e.to_tier) for e in by_desk.escalations] == [("unreachable", Tier.high)]
+    assert sorted(p.action.channel.value for p in by_desk.actions) == ["line_suspension", "police_visit"]
+    assert desk_state.alerts[case.alert.alert_id].tier is simulated_state.alerts[case.alert.alert_id].tier is Tier.high
 
 
 def test_a_post_that_died_before_kafka_had_its_outcome_is_finished_by_the_worker(
