@@ -61,8 +61,9 @@ def backtest_command(
                                lambda n: bar.advance(task, n))
     wall_s = time.perf_counter() - started
     scores = [score(run, replayed) for run in runs]
-    span = f"{datetime.fromtimestamp(replayed.start, UTC):%Y-%m-%d %H:%M} to " \
-           f"{datetime.fromtimestamp(replayed.end, UTC):%Y-%m-%d %H:%M} UTC"
+    zone = header.start.tzinfo  # the city's local time, as the partners stamp it
+    span = f"{datetime.fromtimestamp(replayed.start, zone):%Y-%m-%d %H:%M} to " \
+           f"{datetime.fromtimestamp(replayed.end, zone):%Y-%m-%d %H:%M %z}"
     title = f"Backtest on {history.name}: {header.residents:,} residents, {span}"
     print_table(scores, title, console)
     console.print(f"{replayed.records:,} records ({replayed.signals:,} signals, {len(replayed.cases):,} case reports, "

@@ -194,7 +194,9 @@ class Replay:
         next_sweep = None
         for topic_id, value in records:
             if topic_id == TRUTH:
-                out.truths.append(decode_truth(value))
+                truth = decode_truth(value)
+                if self._within(truth.started_at):
+                    out.truths.append(truth)
                 continue
             out.records += 1
             if out.records % 2000 == 0:
@@ -209,8 +211,7 @@ class Replay:
                 if self.end is None or event.event_time < self.end:
                     self._reference(event, t)
                 continue
-            if (self.start is not None and event.event_time < self.start) or (
-                    self.end is not None and event.event_time >= self.end):
+            if not self._within(event.event_time):
                 continue
             first_t = t if first_t is None else first_t
             last_t = t
@@ -229,6 +230,9 @@ class Replay:
         if self.end is not None:
             out.end = self.end.timestamp()
         return out
+
+    def _within(self, moment: datetime) -> bool:
+        return (self.start is None or moment >= self.start) and (self.end is None or moment < self.end)
 
     def _reference(self, update: IntelUpdate | RegistryUpdate, t: float) -> None:
         now_ms = int(t * 1000)

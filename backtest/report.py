@@ -40,19 +40,19 @@ def table(scores: list[Scores], title: str) -> Table:
 
     out.add_row("cases (positives)", *[f"{s.cases:,}" for s in scores], *([""] if len(scores) == 2 else []))
     for t in TIERS:
-        row(f"recall: warned at {t.value}+ before filing", [s.recall[t] for s in scores], _pct,
+        row(f"recall {t.value}+", [s.recall[t] for s in scores], _pct,
             lambda d: f"{d:+.1%}")
-    row("warned before the fraud itself", [s.in_time for s in scores], _pct, lambda d: f"{d:+.1%}")
-    row("median lead, first alert to fraud", [s.median_lead_minutes or 0.0 for s in scores], _minutes,
+    row("warned before the fraud", [s.in_time for s in scores], _pct, lambda d: f"{d:+.1%}")
+    row("median lead (alert to fraud)", [s.median_lead_minutes or 0.0 for s in scores], _minutes,
         lambda d: f"{d:+,.0f} min")
-    row("fraud victims alerted (ground truth)", [s.victims_recall for s in scores], _pct, lambda d: f"{d:+.1%}")
+    row("victims alerted (truth)", [s.victims_recall for s in scores], _pct, lambda d: f"{d:+.1%}")
     out.add_section()
-    row("persons alerted / 10k / week", [s.alerted_per_10k for s in scores], _num, lambda d: f"{d:+,.1f}")
-    row("  of them no fraud victim", [s.alerted_not_victims_per_10k for s in scores], _num, lambda d: f"{d:+,.1f}")
+    row("persons alerted /10k/wk", [s.alerted_per_10k for s in scores], _num, lambda d: f"{d:+,.1f}")
+    row("  of them no victim", [s.alerted_not_victims_per_10k for s in scores], _num, lambda d: f"{d:+,.1f}")
     for t in TIERS:
-        row(f"alerts {t.value} / 10k / week", [s.alerts_per_10k[t] for s in scores], _num, lambda d: f"{d:+,.1f}")
+        row(f"alerts {t.value} /10k/wk", [s.alerts_per_10k[t] for s in scores], _num, lambda d: f"{d:+,.1f}")
     out.add_section()
-    row("contacts / 10k / week", [s.contacts_per_10k for s in scores], _num, lambda d: f"{d:+,.1f}")
+    row("contacts /10k/wk", [s.contacts_per_10k for s in scores], _num, lambda d: f"{d:+,.1f}")
     for ch in Channel:
         if any(s.actions_per_10k[ch] for s in scores):
             row(f"  {ch.value}", [s.actions_per_10k[ch] for s in scores], _num, lambda d: f"{d:+,.1f}")
@@ -83,19 +83,23 @@ def plot(scores: list[Scores], path: Path, title: str) -> Path:
         ax_load.bar_label(bars, fmt="%.0f", fontsize=8)
         leads = sorted(s.lead_minutes)
         if leads:
-            ax_lead.step([m / 60 for m in leads], [100 * (i + 1) / s.cases for i in range(len(leads))], where="post",
-                         label=label)
+            ax_lead.step(leads, [100 * (i + 1) / s.cases for i in range(len(leads))], where="post", label=label,
+                         linestyle=("-", "--", ":")[n % 3])  # dashed over solid: equal curves stay visible
     ax_recall.set_xticks([i + 0.4 - width / 2 for i in range(len(TIERS))], [f"{t.value}+" for t in TIERS])
-    ax_recall.set(title="Recall: cases warned at this tier or higher", ylabel="% of cases", ylim=(0, 105))
+    ax_recall.set(title="Recall: cases warned at this tier or higher", ylabel="% of cases", ylim=(0, 125),
+                  yticks=range(0, 101, 20))
     ax_load.set_xticks([i + 0.4 - width / 2 for i in range(len(channels))], [ch.value for ch in channels],
                        rotation=20)
-    ax_load.set(title="Actions per 10,000 residents and week", ylabel="actions")
+    ax_load.set(title="Actions per 10,000 residents and week", ylabel="actions",
+                ylim=(0, 1.3 * max((s.actions_per_10k[ch] for s in scores for ch in channels), default=1.0)))
     ax_lead.axvline(0, color="grey", linewidth=0.8)
-    ax_lead.set(title="First alert before the fraud (cumulative)", xlabel="hours before the fraud (<0: after)",
-                ylabel="% of cases warned", ylim=(0, 105))
-    ax_lead.set_xlim(-6, max(6.0, ax_lead.get_xlim()[1]))
+    ax_lead.set(title="First alert before the fraud (cumulative)", xlabel="minutes before the fraud (<0: after it)",
+                ylabel="% of cases warned", ylim=(0, 125), yticks=range(0, 101, 20))
+    ax_lead.set_xscale("symlog", linthresh=10)  # minutes to days: most warnings come within the hour
+    earliest = min((m for s in scores for m in s.lead_minutes), default=0.0)
+    ax_lead.set_xlim(min(0.0, earliest * 1.5), max(100.0, ax_lead.get_xlim()[1]))
     for ax in (ax_recall, ax_load, ax_lead):
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left" if ax is ax_lead else "upper right")
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,6 @@ def test_record_a_small_week_and_backtest_two_versions_on_it(tmp_path):
     result = CliRunner().invoke(cli, ["backtest", "--history", str(history), "--compare", str(strict),
                                       "--plot", str(plot)], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
-    for words in ("recall", "contacts / 10k / week", "police_visit", "strict-", "0 refused by ingest"):
+    for words in ("recall", "contacts /10k/wk", "police_visit", "strict-", "0 refused by ingest"):
         assert words in result.output
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
