@@ -45,6 +45,8 @@ def table(scores: list[Scores], title: str) -> Table:
     row("warned before the fraud", [s.in_time for s in scores], _pct, lambda d: f"{d:+.1%}")
     row("median lead (alert to fraud)", [s.median_lead_minutes or 0.0 for s in scores], _minutes,
         lambda d: f"{d:+,.0f} min")
+    row("median alert to case filed", [s.median_to_filing_minutes or 0.0 for s in scores], _minutes,
+        lambda d: f"{d:+,.0f} min")
     row("victims alerted (truth)", [s.victims_recall for s in scores], _pct, lambda d: f"{d:+.1%}")
     out.add_section()
     row("persons alerted /10k/wk", [s.alerted_per_10k for s in scores], _num, lambda d: f"{d:+,.1f}")

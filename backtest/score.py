@@ -29,6 +29,7 @@ class Scores:
     recall: dict[Tier, float]  # share of cases warned at this tier or higher before they were filed
     in_time: float  # share of cases whose first alert came at or before the fraud
     lead_minutes: list[float]  # per recalled case: from the first alert to the fraud (negative: after it)
+    to_filing_minutes: list[float]  # per recalled case: from the first alert to the case report
     alerts_per_10k: dict[Tier, float]  # alert versions per 10,000 residents and week
     alerted_per_10k: float  # distinct persons alerted
     actions_per_10k: dict[Channel, float]
@@ -41,6 +42,10 @@ class Scores:
     def median_lead_minutes(self) -> float | None:
         return statistics.median(self.lead_minutes) if self.lead_minutes else None
 
+    @property
+    def median_to_filing_minutes(self) -> float | None:
+        return statistics.median(self.to_filing_minutes) if self.to_filing_minutes else None
+
 
 def score(run: VersionRun, replayed: Replayed) -> Scores:
     span_s = max(replayed.end - replayed.start, 1.0)
@@ -50,6 +55,7 @@ def score(run: VersionRun, replayed: Replayed) -> Scores:
         by_person.setdefault(alert.person_id, []).append(alert)
     per_case: dict[str, Tier | None] = {}
     leads: list[float] = []
+    to_filing: list[float] = []
     in_time = 0
     for case in replayed.cases:
         before = [a for p in case.persons for a in by_person.get(p, []) if a.at <= case.filed_at]
@@ -57,6 +63,7 @@ def score(run: VersionRun, replayed: Replayed) -> Scores:
         if before:
             first = min(a.at for a in before)
             leads.append((case.occurred_at - first) / 60)
+            to_filing.append((case.filed_at - first) / 60)
             in_time += first <= case.occurred_at
     n = len(replayed.cases)
     recall = {t: _share(sum(1 for got in per_case.values() if got and TIER_RANK[got] >= TIER_RANK[t]), n)
@@ -65,7 +72,7 @@ def score(run: VersionRun, replayed: Replayed) -> Scores:
     victims = {t.person_id for t in replayed.truths}
     return Scores(
         name=run.name, rules_version=run.rules.version, cases=n, recall=recall, in_time=_share(in_time, n),
-        lead_minutes=leads, alerts_per_10k=alerts_by_tier, alerted_per_10k=len(by_person) * per_10k_week,
+        lead_minutes=leads, to_filing_minutes=to_filing, alerts_per_10k=alerts_by_tier, alerted_per_10k=len(by_person) * per_10k_week,
         actions_per_10k={ch: run.actions.get(ch, 0) * per_10k_week for ch in Channel},
         contacts_per_10k=sum(run.actions.get(ch, 0) for ch in CONTACT_CHANNELS) * per_10k_week,
         victims_recall=_share(len(victims & by_person.keys()), len(victims)),

@@ -107,6 +107,7 @@ def test_a_case_warned_before_filing_is_recalled_and_one_warned_after_is_not(his
     assert scores.recall[Tier.low] == scores.recall[Tier.funds_warning] == pytest.approx(1 / 3)
     assert scores.in_time == pytest.approx(1 / 3)  # resident 0's first alert came before the 12th minute
     assert len(scores.lead_minutes) == 1 and 0 < scores.lead_minutes[0] <= 12
+    assert scores.to_filing_minutes == [pytest.approx(scores.lead_minutes[0] + 5 * 60 - 12)]  # filed 5 h after t0
     # Both frauds were alerted (ground truth), whatever the cases say.
     assert scores.victims_recall == 1.0
 
