@@ -46,6 +46,7 @@ from streams.contracts import (
 )
 from streams.contracts.actions import Channel
 from streams.contracts.alerts import Alert, Tier
+from streams.contracts.common import Typology
 from streams.dissuasion import CONTACT_CHANNELS, plan_for_alert
 from streams.reference import (
     CONTACT_KINDS,
@@ -120,6 +121,7 @@ class Raised:
 
     person_id: str
     tier: Tier
+    typology: Typology
     at: float  # history time (epoch s) of the record that raised it
     retro: bool  # raised by late intelligence (回溯预警)
 
@@ -151,7 +153,7 @@ class VersionRun:
         for alert in alerts:
             # Stamped as the version under test and at history time (the agent stamps the live ones).
             alert.rules_version, alert.alert_at = self.rules.version, datetime.fromtimestamp(now, UTC)
-            self.alerts.append(Raised(alert.person_id, alert.tier, now, alert.reach_back is not None))
+            self.alerts.append(Raised(alert.person_id, alert.tier, alert.typology, now, alert.reach_back is not None))
             _tier, planned = plan_for_alert(alert, self.routing, self.partners)
             for p in planned:
                 if p.slot is not None:
