@@ -51,6 +51,7 @@ from streams.dissuasion import CONTACT_CHANNELS, plan_for_alert
 from streams.reference import (
     CONTACT_KINDS,
     Contact,
+    ReferenceWrite,
     contacts_of,
     decode_record,
     epoch_ms,
@@ -78,21 +79,22 @@ class MemoryReference:
         self.removed_at: dict[str, int] = {}
         self.contacts: dict[str, list[Contact]] = {}
 
-    def apply(self, update: IntelUpdate | RegistryUpdate, now_ms: int) -> bool:
-        """streams.reference's write rule: the newest event time wins, a tombstone keeps older upserts out."""
+    def apply(self, update: IntelUpdate | RegistryUpdate, now_ms: int) -> ReferenceWrite | None:
+        """streams.reference's write rule: the newest event time wins, a tombstone keeps older upserts out.
+        Returns the write when it was applied."""
         write = write_for(update, now_ms)
         if self.versions.get(write.key, -1) > write.event_time_ms or self.removed_at.get(write.key, -1) > write.event_time_ms:
-            return False
+            return None
         if write.record is None:
             for table in (self.raw, self.records, self.versions):
                 table.pop(write.key, None)
             self.removed_at[write.key] = write.event_time_ms
-            return True
+            return write
         self.raw[write.key] = write.record
         self.records[write.key] = decode_record(write.key, write.record)
         self.versions[write.key] = write.event_time_ms
         self.removed_at.pop(write.key, None)
-        return True
+        return write
 
     def get(self, key: str) -> bytes | None:
         """As a Valkey client's GET: oversight.audit_worker.persons_of_victim reads the registry through it."""
@@ -238,12 +240,11 @@ class Replay:
 
     def _reference(self, update: IntelUpdate | RegistryUpdate, t: float) -> None:
         now_ms = int(t * 1000)
-        write_key = write_for(update, now_ms).key
-        if not self.reference.apply(update, now_ms) or write_key not in self.reference.records:
+        write = self.reference.apply(update, now_ms)
+        # As the loader: only an applied upsert of an exactly matched list reaches back (a delete does not).
+        if write is None or write.record is None or not isinstance(update, IntelUpdate) or update.kind not in CONTACT_KINDS:
             return
-        if not isinstance(update, IntelUpdate) or update.kind not in CONTACT_KINDS:
-            return
-        touched = self.reference.contacts.get(write_key, [])
+        touched = self.reference.contacts.get(write.key, [])
         if not touched:
             return
         for run in self.runs:  # the loader hands the residents who touched it to correlate (agents/reference_loader.py)

@@ -150,9 +150,21 @@ def test_the_reference_keeps_the_newest_update_and_a_delete_keeps_older_ones_out
 
     now_ms = int((at + timedelta(hours=1)).timestamp() * 1000)
     assert ref.apply(listed(10, confidence=0.9), now_ms)
-    assert not ref.apply(listed(5, confidence=0.5), now_ms)  # older: ignored
+    assert ref.apply(listed(5, confidence=0.5), now_ms) is None  # older: ignored
     (record,) = ref.records.values()
     assert record.confidence == 0.9
     assert ref.apply(listed(20, UpdateOp.delete), now_ms) and not ref.records
-    assert not ref.apply(listed(15), now_ms)  # older than the delete: stays deleted
+    assert ref.apply(listed(15), now_ms) is None  # older than the delete: stays deleted
     assert ref.apply(listed(25), now_ms) and ref.records
+
+
+def test_a_slice_scores_only_its_own_cases_and_divides_by_its_own_length(history):
+    runs = [VersionRun("shipped", get_rules(), get_routing(), get_partners())]
+    until = START + timedelta(days=2)  # resident 0's fraud and case only
+    replayed = Replay(runs, START, until).run(read_records(history), RESIDENTS)
+    scores = score(runs[0], replayed)
+    assert (scores.cases, scores.per_case) == (1, {"AJ-0": Tier.funds_warning})
+    assert {t.person_id for t in replayed.truths} == {"P000000000"}
+    per_10k = 10_000 / RESIDENTS * WEEK_S / (2 * 86400)
+    assert scores.contacts_per_10k == pytest.approx(
+        sum(n for ch, n in runs[0].actions.items() if ch is not Channel.line_suspension) * per_10k)
