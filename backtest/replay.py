@@ -47,7 +47,7 @@ from streams.contracts import (
 from streams.contracts.actions import Channel
 from streams.contracts.alerts import Alert, Tier
 from streams.contracts.common import Typology
-from streams.dissuasion import CONTACT_CHANNELS, plan_for_alert
+from streams.dissuasion import plan_for_alert
 from streams.reference import (
     CONTACT_KINDS,
     Contact,
@@ -149,7 +149,6 @@ class VersionRun:
     slots: set[str] = field(default_factory=set)
     alerts: list[Raised] = field(default_factory=list)
     actions: dict[Channel, int] = field(default_factory=dict)
-    contacted: dict[Channel, set[str]] = field(default_factory=dict)  # channel -> persons it reached out to
 
     def take(self, alerts: list[Alert], now: float) -> None:
         for alert in alerts:
@@ -162,10 +161,7 @@ class VersionRun:
                     if p.slot in self.slots:
                         continue  # route's Valkey slot: this alert, tier and channel was already sent
                     self.slots.add(p.slot)
-                channel = p.action.channel
-                self.actions[channel] = self.actions.get(channel, 0) + 1
-                if channel in CONTACT_CHANNELS:
-                    self.contacted.setdefault(channel, set()).add(alert.person_id)
+                self.actions[p.action.channel] = self.actions.get(p.action.channel, 0) + 1
 
 
 @dataclass
@@ -186,8 +182,7 @@ class Replay:
         self.runs = runs
         self.start, self.end = start, end
         self.reference = MemoryReference()
-        self.catalog = get_catalog()
-        self.names = {spec.id: spec.name for spec in self.catalog.of_kind("input")}
+        self.names = {spec.id: spec.name for spec in get_catalog().of_kind("input")}
         self.window_s = max(run.rules.reach_back.window_s for run in runs)
         self._offset = 0
 
