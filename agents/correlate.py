@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import msgspec
@@ -49,7 +50,7 @@ from streams.contracts.alerts import AccountRef, FiredSignal, IntelRecheck, Juri
 from streams.contracts.reference import IntelKind
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
-from streams.rules import get_rules
+from streams.rules import Rules, get_rules
 from streams.scoring import Evaluation, apply_hit, evaluate, fact_of, fact_of_evidence, is_funds_warning
 
 log = logging.getLogger(__name__)
@@ -110,33 +111,9 @@ async def correlate_one(event) -> None:
     state = load(person_state[signal.person_id])
     if already_seen(state, signal.event_id):
         return
-    held = take_held_hits(state, signal.event_id)
-    if held:  # late intelligence that overtook its signal
-        signal.intel = list(signal.intel) + [h for h in held if h not in signal.intel]
-    fact = fact_of(signal)
-    observe(state, fact, RULES)
-    state.identity_resolved, state.vulnerability = signal.identity_resolved, signal.vulnerability
-    if fact.late:
-        LATE_EVENTS.inc()
-    where = remember_contact(state, signal.phone, _carrier(signal), _account(signal), signal.jurisdiction)
-    evaluation = evaluate(
-        state.facts, state.watermark, RULES, signal.vulnerability.elderly, signal.vulnerability.student, anchor=fact.t
-    )
-
-    if is_funds_warning(fact, RULES):
-        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state, where))
-    await judge(signal, evaluation, state, where)
+    await publish_judgement(judge_signal(state, signal, RULES))
     person_state[signal.person_id] = dump(state)
     metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
-
-
-async def judge(signal: EnrichedSignal, evaluation: Evaluation, state: PersonState, where,
-                late: ReachBack | None = None) -> None:
-    decision = decide(state, signal.person_id, evaluation, RULES)
-    if decision.verdict in (Verdict.new, Verdict.upgrade, Verdict.repeat):
-        await publish(risk_alert(signal, decision, evaluation, state, where, late))
-    elif decision.verdict is Verdict.suppressed:
-        SUPPRESSED.inc()
 
 
 async def recheck_one(event) -> None:
@@ -151,37 +128,100 @@ async def recheck_one(event) -> None:
         return
     write_tables_for(event)
     state = load(person_state[recheck.person_id])
+    judgement = judge_recheck(state, recheck, RULES)
+    for outcome in judgement.rechecks:
+        RECHECKS.labels(outcome).inc()
+    if not judgement.changed:
+        return
+    await publish_judgement(judgement)
+    person_state[recheck.person_id] = dump(state)
+    if "applied" in judgement.rechecks:
+        metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
+
+
+async def publish_judgement(judgement: Judgement) -> None:
+    if judgement.late:
+        LATE_EVENTS.inc()
+    for alert in judgement.alerts:
+        await publish(alert)
+    if judgement.suppressed:
+        SUPPRESSED.inc()
+
+
+# ------------------------------------------------------------ the pure part (also the backtest's: backtest/replay.py)
+@dataclass
+class Judgement:
+    """What one signal or re-check decided for a person: the alerts to publish (in order) and what to count."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    suppressed: bool = False
+    late: bool = False  # the signal came later than the allowed lateness
+    rechecks: list[str] = field(default_factory=list)  # re-check outcomes, as RECHECKS counts them
+    changed: bool = True  # False: the state must not be written back (nothing the re-check did is kept)
+
+
+def judge_signal(state: PersonState, signal: EnrichedSignal, rules: Rules) -> Judgement:
+    """A new signal of this person (not seen before) into the state, and the alerts it raises."""
+    held = take_held_hits(state, signal.event_id)
+    if held:  # late intelligence that overtook its signal
+        signal.intel = list(signal.intel) + [h for h in held if h not in signal.intel]
+    fact = fact_of(signal)
+    observe(state, fact, rules)
+    state.identity_resolved, state.vulnerability = signal.identity_resolved, signal.vulnerability
+    where = remember_contact(state, signal.phone, _carrier(signal), _account(signal), signal.jurisdiction)
+    evaluation = evaluate(
+        state.facts, state.watermark, rules, signal.vulnerability.elderly, signal.vulnerability.student, anchor=fact.t
+    )
+    out = Judgement(late=fact.late)
+    if is_funds_warning(fact, rules):
+        out.alerts.append(funds_warning_alert(signal, fact.event_id, evaluation, state, where))
+    _judge(out, signal, evaluation, state, where, rules)
+    return out
+
+
+def judge_recheck(state: PersonState, recheck: IntelRecheck, rules: Rules) -> Judgement:
+    """Late intelligence for one signal of this person, and the alerts it raises (retro alerts)."""
+    out = Judgement()
     fact = next((f for f in state.facts if f.event_id == recheck.event_id), None)
     t = recheck.event_time.timestamp()
     if fact is None and recheck.reach_back and recheck.evidence is not None:
         # The signal left the person's window (or its cap): judged again from the contact index's evidence.
         fact = fact_of_evidence(recheck.event_id, t, recheck.evidence)
-        reinstate(state, fact, RULES)
-        RECHECKS.labels("reinstated").inc()
+        reinstate(state, fact, rules)
+        out.rechecks.append("reinstated")
     if fact is None:
-        if state.watermark and t < state.watermark - RULES.history_s:
-            RECHECKS.labels("gone").inc()
-            return
-        hold_hit(state, recheck.event_id, t, recheck.hit, RULES)  # its signal is still on its way
-        RECHECKS.labels("held").inc()
-        person_state[recheck.person_id] = dump(state)
-        return
-    was_funds_warning = is_funds_warning(fact, RULES)
+        if state.watermark and t < state.watermark - rules.history_s:
+            out.rechecks.append("gone")
+            out.changed = False
+            return out
+        hold_hit(state, recheck.event_id, t, recheck.hit, rules)  # its signal is still on its way
+        out.rechecks.append("held")
+        return out
+    was_funds_warning = is_funds_warning(fact, rules)
     if not apply_hit(fact, recheck.hit):
-        RECHECKS.labels("unchanged").inc()
-        return
-    RECHECKS.labels("applied").inc()
+        out.rechecks.append("unchanged")
+        out.changed = False
+        return out
+    out.rechecks.append("applied")
     late = reach_back_of(recheck)
     signal = recheck_signal(recheck, state)
     where = state.jurisdiction or signal.jurisdiction
     elderly = bool(state.vulnerability and state.vulnerability.elderly)
     student = bool(state.vulnerability and state.vulnerability.student)
-    evaluation = evaluate(state.facts, state.watermark, RULES, elderly, student, anchor=fact.t)
-    if is_funds_warning(fact, RULES) and not was_funds_warning:
-        await publish(funds_warning_alert(signal, fact.event_id, evaluation, state, where, late=late))
-    await judge(signal, evaluation, state, where, late)
-    person_state[recheck.person_id] = dump(state)
-    metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
+    evaluation = evaluate(state.facts, state.watermark, rules, elderly, student, anchor=fact.t)
+    if is_funds_warning(fact, rules) and not was_funds_warning:
+        out.alerts.append(funds_warning_alert(signal, fact.event_id, evaluation, state, where, late=late))
+    _judge(out, signal, evaluation, state, where, rules, late)
+    return out
+
+
+def _judge(out: Judgement, signal: EnrichedSignal, evaluation: Evaluation, state: PersonState, where, rules: Rules,
+           late: ReachBack | None = None) -> None:
+    decision = decide(state, signal.person_id, evaluation, rules)
+    if decision.verdict in (Verdict.new, Verdict.upgrade, Verdict.repeat):
+        out.alerts.append(risk_alert(signal, decision, evaluation, state, where, late))
+    elif decision.verdict is Verdict.suppressed:
+        out.suppressed = True
 
 
 def reach_back_of(recheck: IntelRecheck) -> ReachBack:

@@ -244,24 +244,10 @@ class TrafficSimulator:
         heapq.heappush(self._scheduled, (due, self._seq, offer, kind))
 
     def _victim(self, typology) -> Person:
-        """Fraud reaches the vulnerable more often: try a few residents for the preferred group."""
-        prefers = sc.PREFERRED_VICTIM[typology]
-        for _ in range(30):
-            person = self.population.random_person(self.rng)
-            if prefers(person):
-                return person
-        return person
+        return pick_victim(self.population, self.rng, typology)
 
     def _benign(self) -> Scenario:
-        name = self.rng.choices(list(BENIGN_WEIGHTS), weights=list(BENIGN_WEIGHTS.values()))[0]
-        at, rng, ids = datetime.now(CN_TZ), self.rng, self.ids
-        person = self.population.random_person(rng)
-        if name in ("resident_call", "resident_sms", "known_payee_transfer"):
-            other = self.population.random_person(rng)
-            if other.index == person.index:
-                other = self.population[(person.index + 1) % len(self.population)]
-            return getattr(sc, name)(person, other, at, rng, ids)
-        return getattr(sc, name)(person, at, rng, ids)
+        return benign_scenario(self.population, self.rng, self.ids, datetime.now(CN_TZ))
 
     def _template(self) -> Offer:
         """A valid message to break: carrier, bank or app traffic."""
@@ -282,6 +268,28 @@ class TrafficSimulator:
                  "%d fraud scenarios started, %d of their events pending",
                  traffic, elapsed, traffic / max(elapsed, 1e-9), by_kind["benign"], by_kind["fraud"],
                  by_kind["malformed"], by_kind["late_intel"], len(self.scenarios), len(self._scheduled))
+
+
+def pick_victim(population: Population, rng: random.Random, typology) -> Person:
+    """Fraud reaches the vulnerable more often: try a few residents for the preferred group."""
+    prefers = sc.PREFERRED_VICTIM[typology]
+    for _ in range(30):
+        person = population.random_person(rng)
+        if prefers(person):
+            return person
+    return person
+
+
+def benign_scenario(population: Population, rng: random.Random, ids: EventIds, at: datetime) -> Scenario:
+    """One piece of ordinary life at `at`, drawn by BENIGN_WEIGHTS (simulator.recording uses it too)."""
+    name = rng.choices(list(BENIGN_WEIGHTS), weights=list(BENIGN_WEIGHTS.values()))[0]
+    person = population.random_person(rng)
+    if name in ("resident_call", "resident_sms", "known_payee_transfer"):
+        other = population.random_person(rng)
+        if other.index == person.index:
+            other = population[(person.index + 1) % len(population)]
+        return getattr(sc, name)(person, other, at, rng, ids)
+    return getattr(sc, name)(person, at, rng, ids)
 
 
 def retimed(value: msgspec.Struct, at: datetime) -> msgspec.Struct:

@@ -335,6 +335,17 @@ def faults(ctx: typer.Context) -> None:
     raise typer.Exit(run_faults(ctx.args))
 
 
+def _register_backtest() -> None:
+    # Its own module (backtest/cli.py) keeps this file's share to two lines; issue 15 may move it under `rules`.
+    from backtest.cli import backtest_command, record_command
+
+    cli.command("backtest")(backtest_command)
+    cli.command("record-week")(record_command)
+
+
+_register_backtest()
+
+
 @cli.command()
 def docs(check: bool = typer.Option(False, help="Only report stale files; exit 1 if any.")) -> None:
     """Regenerate the generated docs (settings, topics per domain, rules), docs/contracts.md and docs/schemas/."""
