@@ -20,7 +20,11 @@ class ConfigError(ValueError):
 
 def read_yaml(path: Path):
     """(parsed data, node tree for line lookups)."""
-    text = path.read_text(encoding="utf-8")
+    return parse_yaml(path.read_text(encoding="utf-8"), path)
+
+
+def parse_yaml(text: str, path: Path):
+    """read_yaml of a text already in hand (a published rules version); `path` names it in errors."""
     try:
         return yaml.safe_load(text), yaml.compose(text)
     except yaml.YAMLError as exc:
