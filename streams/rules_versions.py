@@ -173,8 +173,9 @@ class Follower:
 
     def catch_up(self, timeout_s: float = 30.0) -> int:
         """Apply every record now on the topic (the last valid one is in force); the count read."""
-        _low, high = self.consumer.get_watermark_offsets(self.tp, timeout=timeout_s, cached=False)
-        position, read, deadline = 0, 0, time.monotonic() + timeout_s
+        deadline = time.monotonic() + timeout_s
+        high = self._end_offset(deadline)
+        position, read = 0, 0
         while position < high and time.monotonic() < deadline:
             message = self.consumer.poll(POLL_S)
             if message is not None and not message.error():
@@ -183,6 +184,18 @@ class Follower:
         if position < high:
             log.warning("rules: reached offset %d of %d on the rules versions topic before starting", position, high)
         return read
+
+    def _end_offset(self, deadline: float) -> int:
+        # A fresh broker (or one whose leader moved) answers NOT_LEADER for a moment: asked again until the
+        # deadline, so that a restarted worker does not start judging by the shipped files for that moment.
+        while True:
+            try:
+                return self.consumer.get_watermark_offsets(self.tp, timeout=max(0.1, deadline - time.monotonic()),
+                                                           cached=False)[1]
+            except KafkaException:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(POLL_S)
 
     def start(self) -> Follower:
         self.thread = threading.Thread(target=self._follow, name="rules-versions", daemon=True)
