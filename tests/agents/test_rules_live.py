@@ -196,3 +196,28 @@ def test_a_restarted_worker_judges_by_the_version_in_force_from_its_first_alert(
     traffic.until_alert_with("2027.05-2", after=traffic.seen[-1], timeout=90)
     after = [a for a in traffic.seen if int(a.person_id.removeprefix("P-RULES-")) >= first_after]
     assert after and {a.rules_version for a in after} == {"2027.05-2"}, [a.rules_version for a in after]
+
+
+def test_the_ledger_keeps_who_published_what_and_when(live, tmp_path):
+    from sqlalchemy import select
+
+    from oversight import schema
+    from oversight.db import migrate
+    from oversight.ledger import LedgerSink
+
+    settings = live.settings
+    on_topic = read_versions(settings)
+    assert on_topic, "the tests above published"
+    engine = migrate(settings, f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    sink = LedgerSink(settings, engine, group_id="test-rules-ledger")
+    rp, rows, deadline = schema.rules_publications, set(), time.monotonic() + 60
+    try:
+        while len(rows) < len(on_topic) and time.monotonic() < deadline:
+            sink.step()
+            with engine.connect() as conn:
+                rows = set(conn.execute(select(rp.c.publication_id, rp.c.version, rp.c.published_by, rp.c.why,
+                                               rp.c.rollback_from)).all())
+    finally:
+        sink.close()
+        engine.dispose()
+    assert rows == {(r.publication_id, r.version, r.published_by, r.why, r.rollback_from) for r in on_topic}
