@@ -212,10 +212,12 @@ class Follower:
                     if message.error().code() != KafkaError._PARTITION_EOF:
                         log.warning("rules: reading the rules versions topic: %s", message.error())
                     continue
-                self.apply(message.value())
-        except Exception:  # never a dead follower in silence: the version in force stays, the log says why
-            log.exception("rules: the rules versions follower stopped; this process keeps version %s",
-                          self.holder.current.version)
+                try:
+                    self.apply(message.value())
+                except Exception:  # a bug on one record: that record refused, the follower goes on
+                    REFUSED.inc()
+                    log.exception("rules: the record at offset %d was not applied; the version in force stays",
+                                  message.offset())
         finally:
             self.consumer.close()
 
