@@ -26,8 +26,21 @@ def _settings():
 
 
 def _refused(exc: Exception) -> typer.Exit:
+    from confluent_kafka import KafkaException
+
+    if isinstance(exc, KafkaException | TimeoutError):  # the files were fine: the broker did not answer
+        typer.echo(f"the rules versions topic could not be read, nothing published: {exc}", err=True)
+        return typer.Exit(2)
     typer.echo(f"refused, nothing published: {exc}", err=True)
     return typer.Exit(1)
+
+
+def _broker_errors() -> tuple[type[Exception], ...]:
+    from confluent_kafka import KafkaException
+
+    from streams.rules_publishing import Refused
+
+    return Refused, KafkaException, TimeoutError
 
 
 @rules_cli.command()
@@ -36,13 +49,12 @@ def publish(rules_file: Path = typer.Argument(..., help="The rules (rules.yaml's
                                                 "of the version in force."),
             by: str = _BY, why: str = _WHY) -> None:
     """Check the rules (and routing) as the workers load them, then publish them as the version in force."""
-    from streams.rules_publishing import Refused
     from streams.rules_publishing import publish as publish_version
 
     settings = _settings()
     try:
         record = publish_version(settings, rules_file, routing, by, why)
-    except Refused as exc:
+    except _broker_errors() as exc:
         raise _refused(exc) from None
     typer.echo(f"published {record.version}; every worker switches to it at its next batch")
 
@@ -51,13 +63,12 @@ def publish(rules_file: Path = typer.Argument(..., help="The rules (rules.yaml's
 def rollback(version: str = typer.Argument(..., help="The version to put back in force (see `antifraud rules history`)."),
              by: str = _BY, why: str = _WHY) -> None:
     """Publish an older version again, as the version in force."""
-    from streams.rules_publishing import Refused
     from streams.rules_publishing import rollback as rollback_to
 
     settings = _settings()
     try:
         record = rollback_to(settings, version, by, why)
-    except Refused as exc:
+    except _broker_errors() as exc:
         raise _refused(exc) from None
     typer.echo(f"{record.version} in force again (was {record.rollback_from})")
 
@@ -67,5 +78,10 @@ def history() -> None:
     """The versions on the topic, oldest first, the one in force marked *; every publication is in the ledger."""
     from streams.rules_publishing import history_lines, known_versions
 
-    for line in history_lines(known_versions(_settings())):
+    try:
+        known = known_versions(_settings())
+    except _broker_errors() as exc:
+        typer.echo(f"the rules versions topic could not be read: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for line in history_lines(known):
         typer.echo(line)
