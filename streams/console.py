@@ -39,6 +39,8 @@ SECTIONS = (
     ("outcomes by result", "antifraud_outcomes_total", "result"),
     ("bank requests sent", "antifraud_bank_requests_total", "bank", {"status": "apply_sent"}),
     ("simulator offered", "antifraud_simulator_offered_total", "kind"),
+    # Which rules version the stream workers judge by (docs/rules.md); 0 for a version they switched from.
+    ("stream workers per rules version", "antifraud_rules_version_in_force", "version"),
 )
 
 
