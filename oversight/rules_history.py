@@ -16,6 +16,7 @@ from oversight import schema
 from oversight.access import Unit
 from streams.contracts.rules_versions import RulesVersion
 from streams.rules_publishing import diff, shipped_version
+from streams.rules_versions import is_valid
 from streams.settings import Settings
 
 DECODE = msgspec.json.Decoder(RulesVersion).decode
@@ -33,18 +34,20 @@ def router(settings: Settings, engine: Engine, unit_of) -> APIRouter:
     @api.get("/api/rules/versions", summary="Rules versions: every publication, newest first, the one in force first")
     def versions(_unit: Unit = Depends(unit_of)) -> dict:
         records = published()
+        valid = [is_valid(r) for r in records]  # a record the workers refused never was in force
         shipped = shipped_version(settings)
-        in_force = records[-1].version if records else shipped.version
+        in_force = next((r.version for r, ok in zip(reversed(records), reversed(valid)) if ok), shipped.version)
         return {"in_force": in_force, "shipped": shipped.version, "items": [
             {"publication_id": r.publication_id, "version": r.version, "published_by": r.published_by,
-             "published_at": r.published_at.isoformat(), "why": r.why, "rollback_from": r.rollback_from}
-            for r in reversed(records)]}
+             "published_at": r.published_at.isoformat(), "why": r.why, "rollback_from": r.rollback_from,
+             "refused": not ok}
+            for r, ok in zip(reversed(records), reversed(valid))]}
 
     @api.get("/api/rules/diff", summary="Unified diff of the rules and the routing between two versions")
     def versions_diff(older: str = Query(..., description="A version id (or the shipped one)."),
                       newer: str = Query(..., description="Another version id."),
                       _unit: Unit = Depends(unit_of)) -> dict:
-        by_id = {r.version: r for r in published()}  # the latest publication of each
+        by_id = {r.version: r for r in published() if is_valid(r)}  # the latest publication of each
         shipped = shipped_version(settings)
         by_id.setdefault(shipped.version, shipped)
         missing = [v for v in (older, newer) if v not in by_id]

@@ -19,7 +19,7 @@ from confluent_kafka import Producer
 from streams.catalog import get_catalog
 from streams.contracts.rules_versions import RulesVersion
 from streams.kafka import producer_config
-from streams.rules_versions import TOPIC_ID, read_versions, rule_set_of
+from streams.rules_versions import TOPIC_ID, is_valid, read_versions, rule_set_of
 from streams.settings import Settings
 from streams.yamlconfig import ConfigError
 
@@ -69,7 +69,8 @@ def rule_set_of_files(rules: str, routing: str, rules_path: Path, routing_path: 
 
 
 def known_versions(settings: Settings) -> Known:
-    return Known(shipped_version(settings), read_versions(settings))
+    """As the workers know them: a record they would refuse (not written by this module) is left out."""
+    return Known(shipped_version(settings), [r for r in read_versions(settings) if is_valid(r)])
 
 
 def draft(settings: Settings, rules_file: Path, routing_file: Path | None, by: str, why: str,

@@ -66,6 +66,15 @@ def rule_set_of(record: RulesVersion) -> RuleSet:
     return RuleSet(record.version, rules, routing, record)
 
 
+def is_valid(record: RulesVersion) -> bool:
+    """Whether a worker would take it (one that would not is refused and the version in force stays)."""
+    try:
+        rule_set_of(record)
+    except ConfigError:
+        return False
+    return True
+
+
 def shipped_rule_set(settings: Settings | None = None) -> RuleSet:
     rules = get_rules()
     return RuleSet(rules.version, rules, get_routing(settings))

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import msgspec
 import pytest
 from confluent_kafka import Producer
-from rules_version_builders import ROUTING_WITH_LOW_PUSH, rules_text, version
+from rules_version_builders import ROUTING_WITH_LOW_PUSH, ROUTING_WITHOUT_EMERGENCY_VISIT, rules_text, version
 
 from signal_builders import call
 from streams import rules_versions
@@ -109,12 +109,16 @@ class Traffic:
         while time.monotonic() - started < timeout:
             self.person()
             time.sleep(0.5)
-            self.seen = [msgspec.json.decode(m.value(), type=Alert) for m in self.alerts.read_for(0.05)]
+            self.read(0.05)
             since = self.seen[self.seen.index(after) + 1:] if after is not None else self.seen
             found = [a for a in since if a.rules_version == rules_version]
             if found:
                 return found[0], time.monotonic() - started
         raise AssertionError(f"no alert carried {rules_version} within {timeout} s: {[a.rules_version for a in self.seen]}")
+
+    def read(self, seconds: float) -> list[Alert]:
+        self.seen = [msgspec.json.decode(m.value(), type=Alert) for m in self.alerts.read_for(seconds)]
+        return self.seen
 
     def actions_of(self, alert: Alert, count: int) -> list[Action]:
         """The alert's low-tier actions, once `count` of them have come (or after 30 s)."""
@@ -126,10 +130,17 @@ class Traffic:
         return found
 
 
-def test_a_published_version_and_a_rollback_reach_the_next_alerts_without_a_restart(live, tmp_path):
+@pytest.fixture
+def traffic(live):
+    readers = Traffic(live.settings)
+    yield readers
+    for reader in (readers.alerts, *readers.actions.values()):
+        reader.close()
+
+
+def test_a_published_version_and_a_rollback_reach_the_next_alerts_without_a_restart(live, traffic, tmp_path):
     settings, worker = live.settings, live.worker
     pid = worker.process.pid
-    traffic = Traffic(settings)
 
     first, _ = traffic.until_alert_with(SHIPPED, timeout=90)  # the worker's first start takes longest
     assert {(a.channel, a.rules_version) for a in traffic.actions_of(first, 2)} == {
@@ -181,13 +192,12 @@ def test_a_malformed_rules_file_is_refused_and_nothing_is_published(live, tmp_pa
     assert len(read_versions(settings)) == before
 
 
-def test_a_restarted_worker_judges_by_the_version_in_force_from_its_first_alert(live, tmp_path):
+def test_a_restarted_worker_judges_by_the_version_in_force_from_its_first_alert(live, traffic, tmp_path):
     settings, platform = live.settings, live.platform
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(rules_text("2027.05-2"), encoding="utf-8")
     published = antifraud(settings, "rules", "publish", str(rules_file), "--by", "analyst-7", "--why", "restart")
     assert published.returncode == 0, published.stderr
-    traffic = Traffic(settings)
     traffic.until_alert_with("2027.05-2")
 
     platform.stop_child(live.worker)
@@ -221,3 +231,33 @@ def test_the_ledger_keeps_who_published_what_and_when(live, tmp_path):
         sink.close()
         engine.dispose()
     assert rows == {(r.publication_id, r.version, r.published_by, r.why, r.rollback_from) for r in on_topic}
+
+
+def test_a_record_the_command_would_refuse_is_refused_by_the_worker_which_keeps_its_version(live, traffic):
+    """Garbage and an invalid version written straight to the topic: counted, logged, nothing switches."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streams.rules_publishing import history_lines, known_versions
+
+    settings, worker = live.settings, live.worker
+    in_force = known_versions(settings).in_force.version
+    producer = Producer(producer_config(settings))
+    topic = CATALOG.topic("rules_versions").name
+    producer.produce(topic, b"not a rules version", key=b"junk")
+    bad = version("2027.05-3", routing=ROUTING_WITHOUT_EMERGENCY_VISIT, by="script", why="raw write")
+    producer.produce(topic, msgspec.json.encode(bad), key=b"2027.05-3")
+    assert producer.flush(10) == 0
+
+    def refused() -> float:
+        text = httpx.get(worker.metrics_url, timeout=2).text
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "antifraud_rules_versions_refused_total")
+
+    deadline = time.monotonic() + 15
+    while refused() < 2 and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert refused() == 2
+    before = traffic.read(2.0)[-1]  # every alert so far: the next one is raised after the bad records
+    traffic.until_alert_with(in_force, after=before)
+    assert history_lines(known_versions(settings))[-1].startswith(f"* {in_force} ")

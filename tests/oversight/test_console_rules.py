@@ -7,7 +7,7 @@ from datetime import timedelta
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
-from rules_version_builders import ROUTING_WITH_LOW_PUSH, version
+from rules_version_builders import ROUTING_WITH_LOW_PUSH, ROUTING_WITHOUT_EMERGENCY_VISIT, version
 from sqlalchemy import func, select
 
 from oversight import schema
@@ -27,7 +27,10 @@ def publications():
     second.published_at = first.published_at + timedelta(minutes=5)
     back = version("2027.03-1", routing=ROUTING_WITH_LOW_PUSH, by="lead-2", why="2027.03-2 sent too many calls")
     back.published_at, back.rollback_from = first.published_at + timedelta(minutes=9), "2027.03-2"
-    return [first, second, back]
+    # Written by something other than `antifraud rules publish`: the workers refused it.
+    bad = version("2027.03-3", routing=ROUTING_WITHOUT_EMERGENCY_VISIT, by="script", why="raw write")
+    bad.published_at = first.published_at + timedelta(minutes=12)
+    return [first, second, back, bad]
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def client(ledger_engine):
         with ledger_engine.begin() as conn:
             write_batch(conn, batch)
     with ledger_engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(schema.rules_publications)).scalar_one() == 3
+        assert conn.execute(select(func.count()).select_from(schema.rules_publications)).scalar_one() == 4
     with TestClient(create_app(Settings(console_tokens=TOKENS), ledger_engine)) as c:
         yield c
 
@@ -50,10 +53,11 @@ def test_every_publication_newest_first_with_who_when_why(client):
     assert client.get("/api/rules/versions").status_code == 401
     body = get(client, "/api/rules/versions").json()
     assert (body["in_force"], body["shipped"]) == ("2027.03-1", SHIPPED)
-    assert [(i["version"], i["published_by"], i["why"], i["rollback_from"]) for i in body["items"]] == [
-        ("2027.03-1", "lead-2", "2027.03-2 sent too many calls", "2027.03-2"),
-        ("2027.03-2", "analyst-9", "back to the shipped routing", None),
-        ("2027.03-1", "analyst-7", "low tier also pushes", None),
+    assert [(i["version"], i["published_by"], i["why"], i["rollback_from"], i["refused"]) for i in body["items"]] == [
+        ("2027.03-3", "script", "raw write", None, True),
+        ("2027.03-1", "lead-2", "2027.03-2 sent too many calls", "2027.03-2", False),
+        ("2027.03-2", "analyst-9", "back to the shipped routing", None, False),
+        ("2027.03-1", "analyst-7", "low tier also pushes", None, False),
     ]
 
 
