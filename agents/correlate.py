@@ -50,13 +50,13 @@ from streams.contracts.alerts import AccountRef, FiredSignal, IntelRecheck, Juri
 from streams.contracts.reference import IntelKind
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
-from streams.rules import Rules, get_rules
+from streams.rules import Rules
+from streams.rules_versions import RuleSet, in_force
 from streams.scoring import Evaluation, apply_hit, evaluate, fact_of, fact_of_evidence, is_funds_warning
 
 log = logging.getLogger(__name__)
 
 STAGE = "correlate"
-RULES = get_rules()
 DECODER = msgspec.json.Decoder(EnrichedSignal)
 RECHECK_DECODER = msgspec.json.Decoder(IntelRecheck)
 RECHECK_TOPIC = catalog.topic("signals_recheck").name
@@ -90,13 +90,19 @@ person_state = table("person_state", value_type=bytes, default=bytes)  # streams
 async def correlate(stream):
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
-        for event in batch:  # one at a time already: a record that raises is dead-lettered alone
-            await isolated(STAGE, [event], lambda events: correlate_one(events[0]), dead_letter)
+        await judge_batch(batch, in_force().current, dead_letter)
 
 
-async def correlate_one(event) -> None:
+async def judge_batch(batch, rule_set: RuleSet, dead_letter) -> None:
+    """The whole micro-batch by one rules version, taken once by the caller (streams/rules_versions.py)."""
+    for event in batch:  # one at a time already: a record that raises is dead-lettered alone
+        await isolated(STAGE, [event], lambda events: correlate_one(events[0], rule_set), dead_letter)
+
+
+async def correlate_one(event, rule_set: RuleSet) -> None:
+    rules = rule_set.rules
     if event.message.topic == RECHECK_TOPIC:
-        return await recheck_one(event)
+        return await recheck_one(event, rules)
     try:
         signal = DECODER.decode(event.message.value)
     except Exception as exc:  # a bug upstream: kept in the dead-letter topic, never a stopped stage
@@ -111,12 +117,12 @@ async def correlate_one(event) -> None:
     state = load(person_state[signal.person_id])
     if already_seen(state, signal.event_id):
         return
-    await publish_judgement(judge_signal(state, signal, RULES))
+    await publish_judgement(judge_signal(state, signal, rules))
     person_state[signal.person_id] = dump(state)
     metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - event.message.timestamp))
 
 
-async def recheck_one(event) -> None:
+async def recheck_one(event, rules: Rules) -> None:
     """Late intelligence for one signal of this person: judged again as if it had carried the hit."""
     try:
         recheck = RECHECK_DECODER.decode(event.message.value)
@@ -128,7 +134,7 @@ async def recheck_one(event) -> None:
         return
     write_tables_for(event)
     state = load(person_state[recheck.person_id])
-    judgement = judge_recheck(state, recheck, RULES)
+    judgement = judge_recheck(state, recheck, rules)
     for outcome in judgement.rechecks:
         RECHECKS.labels(outcome).inc()
     if not judgement.changed:
@@ -174,7 +180,7 @@ def judge_signal(state: PersonState, signal: EnrichedSignal, rules: Rules) -> Ju
     )
     out = Judgement(late=fact.late)
     if is_funds_warning(fact, rules):
-        out.alerts.append(funds_warning_alert(signal, fact.event_id, evaluation, state, where))
+        out.alerts.append(funds_warning_alert(signal, fact.event_id, evaluation, state, where, rules.version))
     _judge(out, signal, evaluation, state, where, rules)
     return out
 
@@ -210,7 +216,8 @@ def judge_recheck(state: PersonState, recheck: IntelRecheck, rules: Rules) -> Ju
     student = bool(state.vulnerability and state.vulnerability.student)
     evaluation = evaluate(state.facts, state.watermark, rules, elderly, student, anchor=fact.t)
     if is_funds_warning(fact, rules) and not was_funds_warning:
-        out.alerts.append(funds_warning_alert(signal, fact.event_id, evaluation, state, where, late=late))
+        out.alerts.append(funds_warning_alert(signal, fact.event_id, evaluation, state, where, rules.version,
+                                              late=late))
     _judge(out, signal, evaluation, state, where, rules, late)
     return out
 
@@ -219,7 +226,7 @@ def _judge(out: Judgement, signal: EnrichedSignal, evaluation: Evaluation, state
            late: ReachBack | None = None) -> None:
     decision = decide(state, signal.person_id, evaluation, rules)
     if decision.verdict in (Verdict.new, Verdict.upgrade, Verdict.repeat):
-        out.alerts.append(risk_alert(signal, decision, evaluation, state, where, late))
+        out.alerts.append(risk_alert(signal, decision, evaluation, state, where, rules.version, late))
     elif decision.verdict is Verdict.suppressed:
         out.suppressed = True
 
@@ -240,12 +247,12 @@ def recheck_signal(recheck: IntelRecheck, state: PersonState) -> EnrichedSignal:
 
 
 def risk_alert(signal: EnrichedSignal, decision: Decision, ev: Evaluation, state: PersonState, where,
-               late: ReachBack | None = None) -> Alert:
+               rules_version: str, late: ReachBack | None = None) -> Alert:
     fired = [with_listing(f, late) for f in ev.fired]
     if decision.verdict is Verdict.repeat:
         fired.append(FiredSignal(rule="repeated_warning", weight=0, event_ids=[], detail="fresh evidence after the cool-down"))
     return _alert(signal, decision.alert_id, decision.version, decision.tier, ev, fired, state, where,
-                  decision.previous_tier, late)
+                  rules_version, decision.previous_tier, late)
 
 
 def with_listing(fired: FiredSignal, late: ReachBack | None) -> FiredSignal:
@@ -259,7 +266,7 @@ def with_listing(fired: FiredSignal, late: ReachBack | None) -> FiredSignal:
 
 
 def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, state: PersonState, where,
-                        late: ReachBack | None = None) -> Alert:
+                        rules_version: str, late: ReachBack | None = None) -> Alert:
     mule = max((h for h in signal.intel if h.kind is IntelKind.mule_account), key=lambda h: h.confidence)
     detail = "transfer to a listed mule account (资金预警)"
     if late is not None:
@@ -271,14 +278,14 @@ def funds_warning_alert(signal: EnrichedSignal, event_id: str, ev: Evaluation, s
     account = _account(signal)
     accounts = ([account] if account else []) + [a for a in state.accounts if a != account]
     alert = _alert(signal, f"{signal.person_id}-F-{event_id}", 1, Tier.funds_warning, ev_with_type, [trigger, *context],
-                   state, where, reach_back=late)
+                   state, where, rules_version, reach_back=late)
     alert.accounts = accounts
     alert.score = 100 + ev.score
     return alert
 
 
-def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, where, previous_tier=None,
-           reach_back: ReachBack | None = None) -> Alert:
+def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: PersonState, where, rules_version: str,
+           previous_tier=None, reach_back: ReachBack | None = None) -> Alert:
     now = datetime.now(UTC)
     first = datetime.fromtimestamp(ev.first_signal_t or signal.event_time.timestamp(), UTC)
     return Alert(
@@ -294,7 +301,7 @@ def _alert(signal, alert_id, version, tier, ev: Evaluation, fired, state: Person
         vulnerability=signal.vulnerability,
         first_signal_at=first,
         alert_at=now,
-        rules_version=RULES.version,
+        rules_version=rules_version,
         phone=state.phone,
         carrier=state.carrier,
         accounts=list(state.accounts),

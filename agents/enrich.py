@@ -46,7 +46,7 @@ from streams.reference import (
     resolve,
     url_probes,
 )
-from streams.rules import get_rules
+from streams.rules_versions import in_force
 from streams.scoring import evidence_of, fact_of
 from streams.valkey import until_valkey_answers
 
@@ -59,7 +59,6 @@ SIGNALS = sink_topic("signals_enriched")
 DEAD_LETTERS = sink_topic("dead_letter")
 ENCODER = msgspec.json.Encoder()
 ELDERLY = (AgeBand.age_60_69, AgeBand.age_70_plus)
-RULES = get_rules()  # the reach-back window: how long the contact index keeps a contact
 UNKNOWN_PLACE = Jurisdiction(county="unknown", station="unknown", grid="unknown")
 
 WAITING = Gauge("antifraud_events_waiting_enrichment", "Events taken into the enrich batch and not yet sent on")
@@ -184,7 +183,9 @@ async def enrich_batch(batch, store, barrier: ReferenceBarrier | None = None) ->
                 for contact in contacts_of(request, signal.person_id, signal.event_id,
                                            int(signal.event_time.timestamp() * 1000),
                                            lambda signal=signal: evidence_of(fact_of(signal)))]
-    fresh = await until_valkey_answers(STAGE, settings, lambda: store.register_contacts(contacts, RULES.reach_back.window_s))
+    # How long the contact index keeps a contact: the reach-back window of the version in force.
+    reach_back_s = in_force().current.rules.reach_back.window_s
+    fresh = await until_valkey_answers(STAGE, settings, lambda: store.register_contacts(contacts, reach_back_s))
     changed = {key for key, record in fresh.items() if record != records.get(key)}
     if changed:  # listed (or changed) between the lookup and the registration: judged with it
         records.update(fresh)

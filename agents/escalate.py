@@ -41,7 +41,6 @@ from streams.dispatch import (
     KEYS,
     PARTNERS,
     PERSON_PARTITIONS,
-    ROUTING,
     claim_slots,
     publish_escalation,
     recall_request,
@@ -63,13 +62,13 @@ from streams.dissuasion import (
 )
 from streams.escalation import Rules
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
+from streams.rules_versions import RuleSet, in_force
 from streams.signing import verify
 from streams.valkey import async_client
 
 log = logging.getLogger(__name__)
 
 STAGE = "escalate"
-RULES = Rules(ROUTING, PARTNERS)
 ENCODE = msgspec.json.Encoder().encode
 DECODERS = {
     "alerts": msgspec.json.Decoder(Alert).decode,
@@ -95,10 +94,16 @@ async def escalate(stream):
     valkey = async_client(settings)
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for event in stream.events():
-        await isolated(STAGE, [event], lambda events: escalate_one(events[0], valkey), dead_letter)
+        rule_set = in_force().current  # one version for the event
+        await isolated(STAGE, [event], lambda events, rule_set=rule_set: escalate_one(events[0], valkey, rule_set), dead_letter)
 
 
-async def escalate_one(event, valkey) -> None:
+def escalation_rules(rule_set: RuleSet) -> Rules:
+    """The escalation rules of one version (a plain holder of its routing: cheap to make per event)."""
+    return Rules(rule_set.routing, PARTNERS)
+
+
+async def escalate_one(event, valkey, rule_set: RuleSet) -> None:
     started = time.perf_counter()
     write_tables_for(event)
     message = event.message
@@ -115,11 +120,12 @@ async def escalate_one(event, valkey) -> None:
                   message.offset, type(exc).__name__)
         await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODE(undecodable(STAGE, message, exc, settings.max_event_bytes)))
         return
-    await handle(record, message.partition, valkey)
+    await handle(record, message.partition, valkey, rule_set)
     metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
-async def handle(record, partition: int, valkey) -> None:
+async def handle(record, partition: int, valkey, rule_set: RuleSet) -> None:
+    rules = escalation_rules(rule_set)
     if isinstance(record, ForwardedOutcome):
         record = record.outcome
     person_id = record.person_id
@@ -128,24 +134,24 @@ async def handle(record, partition: int, valkey) -> None:
     now = now_utc()
     if isinstance(record, Alert):
         state = state or PersonState(partition=partition)
-        effects = RULES.on_alert(state, record)
+        effects = rules.on_alert(state, record)
     elif state is None:
-        await _without_state(record, partition, None)
+        await _without_state(record, partition, None, rules)
         return
     elif isinstance(record, Outcome):
-        effects = RULES.on_outcome(state, record, now)
+        effects = rules.on_outcome(state, record, now)
         if effects is None:
-            await _without_state(record, partition, state)
+            await _without_state(record, partition, state, rules)
             return
     elif isinstance(record, EnrichedSignal):
-        effects = RULES.on_transfer(state, record, now)
+        effects = rules.on_transfer(state, record, now)
     elif isinstance(record, TimerDue):
-        effects = RULES.on_due(state, record, now)
+        effects = rules.on_due(state, record, now)
     elif record.bank_ack is not None:
-        effects = RULES.on_bank_ack(state, record.alert_id, record.bank_ack, now)
+        effects = rules.on_bank_ack(state, record.alert_id, record.bank_ack, now)
     else:
-        effects = RULES.on_carrier_ack(state, record.alert_id, record.carrier_ack, now)
-    await carry_out(state, effects, valkey, now)
+        effects = rules.on_carrier_ack(state, record.alert_id, record.carrier_ack, now)
+    await carry_out(state, effects, valkey, now, rule_set)
     if effects.forget:
         del alert_state[person_id]
         DUE.drop(person_id)
@@ -153,10 +159,10 @@ async def handle(record, partition: int, valkey) -> None:
     updated = msgspec.to_builtins(state)
     if updated != stored:
         alert_state[person_id] = updated
-        _index(person_id, state)
+        _index(person_id, state, rules)
 
 
-async def _without_state(record, partition: int, state: PersonState | None) -> None:
+async def _without_state(record, partition: int, state: PersonState | None, rules: Rules) -> None:
     """A record whose alert this partition does not hold (yet)."""
     if isinstance(record, Outcome):
         if partition != person_partition(record.person_id, PERSON_PARTITIONS):
@@ -168,28 +174,28 @@ async def _without_state(record, partition: int, state: PersonState | None) -> N
             return
         # Read before its alert (alerts and outcomes are read side by side): kept until the alert comes.
         state = state or PersonState(partition=partition)
-        RULES.hold(state, record)
+        rules.hold(state, record)
         alert_state[record.person_id] = msgspec.to_builtins(state)
-        _index(record.person_id, state)
+        _index(record.person_id, state, rules)
     elif isinstance(record, PartnerAckForPerson):
         BAD_RECORDS.labels("no_alert_state").inc()
         log.warning("escalate: ack for alert %s whose state is gone; kept in the log only", record.alert_id)
     # A transfer with no alert open, or a timer finding already settled: nothing to do.
 
 
-async def carry_out(state: PersonState, effects: Effects, valkey, now: datetime) -> None:
+async def carry_out(state: PersonState, effects: Effects, valkey, now: datetime, rule_set: RuleSet) -> None:
     """Send first, write the state after: a crash in between repeats the same ids, never loses one."""
-    owners = await claim_slots(STAGE, valkey, [p for p in effects.actions if p.slot is not None])
+    owners = await claim_slots(STAGE, valkey, [p for p in effects.actions if p.slot is not None], rule_set)
     for planned in effects.actions:
         case = state.alerts[planned.action.alert_id]
         owner = owners.get(planned.slot, planned.action.action_id) if planned.slot else planned.action.action_id
         if owner != planned.action.action_id:
-            RULES.adopt(case, planned, owner)  # route sent this slot first, for an upgrade
+            escalation_rules(rule_set).adopt(case, planned, owner)  # route sent this slot first, for an upgrade
             continue
-        await send_action(STAGE, valkey, planned.action, state.partition, now)
+        await send_action(STAGE, valkey, planned.action, state.partition, now, rule_set)
     for order in effects.bank:
         person_id = state.alerts[order.alert_id].alert.person_id
-        await send_bank_order(STAGE, valkey, order, person_id, state.partition, now)
+        await send_bank_order(STAGE, valkey, order, person_id, state.partition, now, rule_set)
     for _bank in effects.unroutable_banks:
         BANK_REQUESTS.labels("unlisted", "unroutable").inc()  # a bank code banks.yaml lacks: not a label value
     for escalation in effects.escalations:
@@ -253,24 +259,27 @@ DUE = DueIndex()
 _due_built_after: int | None = None  # the app.rebalancing_count the index was last built after; None: build it
 
 
-def _index(person_id: str, state: PersonState) -> None:
+def _index(person_id: str, state: PersonState, rules: Rules) -> None:
     """Call right after writing the person's state to alert_state, with no await in between."""
-    DUE.put(person_id, state, RULES.next_due(state))
+    DUE.put(person_id, state, rules.next_due(state))
 
 
-def _build_index() -> None:
+def _build_index(rules: Rules) -> None:
     """From a full scan of the table: what a restarted worker or a rebalance brings in never passed _index."""
     DUE.clear()
     for person_id, stored in list(alert_state.items()):
-        _index(person_id, msgspec.convert(stored, PersonState))
+        _index(person_id, msgspec.convert(stored, PersonState), rules)
 
 
-@app.timer(ROUTING.escalation.timer_interval_s)
+# The tick's interval is the version in force when the worker starts (it follows the topic before the
+# stages are imported); a new interval takes a restart, every other rule switches at the next tick.
+@app.timer(in_force().current.routing.escalation.timer_interval_s)
 @stops_worker_on_crash(app)
 async def find_due() -> None:
     """Deadlines, expiries, renewals and forgettable states, by wall clock (event time plays no part)."""
     global _due_built_after
     now, clock = now_utc(), time.monotonic()
+    rules = escalation_rules(in_force().current)  # one version for the tick
     # When to rebuild the index: Faust counts every rebalance in app.rebalancing_count and holds
     # app.rebalancing from its first moment (set synchronously in the consumer's revoke callback) until
     # the table's changelog recovery has completed. The on_partitions_assigned signal comes before that
@@ -280,7 +289,7 @@ async def find_due() -> None:
     # under way (as every tick scanned before the index), and once more after it ends. The scan has no
     # await: neither a rebalance nor the agent can change the table halfway through it.
     if _due_built_after != app.rebalancing_count or app.rebalancing:
-        _build_index()
+        _build_index(rules)
         _due_built_after = None if app.rebalancing else app.rebalancing_count
         if _due_built_after is not None:
             log.info("escalate: timer index built: %d persons with state in this worker's partitions", len(DUE))
@@ -291,9 +300,9 @@ async def find_due() -> None:
             DUE.drop(person_id)
             continue
         state = msgspec.convert(stored, PersonState)
-        found = RULES.due(person_id, state, now)
+        found = rules.due(person_id, state, now)
         if not found:  # the index was behind the table (it never should be): correct it
-            _index(person_id, state)
+            _index(person_id, state, rules)
         findings += [(state.partition, due) for due in found]
     # The success-rate counts from the tallies the index keeps as cases close, re-open and are
     # forgotten, rebuilt with it: exact at every tick, as the full scan was, without reading any state.

@@ -33,7 +33,7 @@ from streams.contracts.alerts import IntelHit, IntelRecheck
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.reference import Contact, epoch_ms, partition_id, process_store, reach_back_contacts, write_for
-from streams.rules import get_rules
+from streams.rules_versions import in_force
 from streams.valkey import until_valkey_answers
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ DECODERS = {name: msgspec.json.Decoder(contract(spec.contract)) for name, spec i
 DEAD_LETTERS = sink_topic("dead_letter")
 RECHECKS = sink_topic("signals_recheck")
 REACH_BACK = sink_topic("intel_reach_back")
-RULES = get_rules()
 ENCODER = msgspec.json.Encoder()
 RECHECKS_SENT = Counter("antifraud_intel_rechecks_total",
                         "Signals handed back to correlate because an entry they touched was listed later, by list "
@@ -106,6 +105,7 @@ def recheck_of(update: IntelUpdate, contact: Contact, reach_back: bool = False) 
 
 async def load_batch(batch, store) -> None:
     now_ms = int(time.time() * 1000)
+    rules = in_force().current.rules  # one version for the batch
     updates, writes = [], []
     for ev in batch:
         try:
@@ -129,7 +129,7 @@ async def load_batch(batch, store) -> None:
             continue
         # A late entry: correlate re-checks these signals (it skips what already carried the entry).
         at_once, paced = reach_back_contacts(touched, epoch_ms(update.event_time), now_ms,
-                                             RULES.reach_back.window_s, RULES.reach_back.fresh_listing_s)
+                                             rules.reach_back.window_s, rules.reach_back.fresh_listing_s)
         for contact in at_once:
             out.add(RECHECKS, contact.person_id.encode(), ENCODER.encode(recheck_of(update, contact)))
         for contact in paced:

@@ -21,9 +21,10 @@ from streams import metrics
 from streams.app import app, settings, sink_topic, source_topic
 from streams.contracts.alerts import Alert
 from streams.dead_letters import undecodable
-from streams.dispatch import PARTNERS, ROUTING, claim_slots, send_action
+from streams.dispatch import PARTNERS, claim_slots, send_action
 from streams.dissuasion import BAD_RECORDS, plan_for_alert
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
+from streams.rules_versions import RuleSet, in_force
 from streams.valkey import async_client
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,14 @@ async def route(stream):
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for event in stream.events():
         started = time.perf_counter()
-        await isolated(STAGE, [event], lambda events: route_alert(events[0].message, valkey), dead_letter)
+        rule_set = in_force().current  # one version for the event
+        await isolated(STAGE, [event], lambda events, rule_set=rule_set: route_alert(events[0].message, valkey, rule_set),
+                       dead_letter)
         metrics.BATCH_SECONDS.labels(STAGE).observe(time.perf_counter() - started)
 
 
-async def route_alert(message, valkey) -> None:
+async def route_alert(message, valkey, rule_set: RuleSet) -> None:
+    """One alert by one rules version's routing, taken by the caller for this event."""
     try:
         alert = DECODE_ALERT(message.value)
     except Exception as exc:
@@ -57,12 +61,12 @@ async def route_alert(message, valkey) -> None:
                   message.offset, type(exc).__name__)
         await DEAD_LETTERS.send(key=STAGE.encode(), value=ENCODE(undecodable(STAGE, message, exc, settings.max_event_bytes)))
         return
-    _tier, planned = plan_for_alert(alert, ROUTING, PARTNERS)
-    owners = await claim_slots(STAGE, valkey, planned)
+    _tier, planned = plan_for_alert(alert, rule_set.routing, PARTNERS)
+    owners = await claim_slots(STAGE, valkey, planned, rule_set)
     now = datetime.now(UTC)
     for p in planned:
         if owners.get(p.slot) != p.action.action_id:
             log.info("route: %s for alert %s already sent by %s", p.slot, alert.alert_id, owners.get(p.slot))
             continue
-        await send_action(STAGE, valkey, p.action, message.partition, now)
+        await send_action(STAGE, valkey, p.action, message.partition, now, rule_set)
     metrics.STAGE_LATENCY.labels(STAGE).observe(max(0.0, time.time() - message.timestamp))

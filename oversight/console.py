@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, func, or_, select
 
-from oversight import queries, retro_alerts, schema, stats
+from oversight import queries, retro_alerts, rules_history, schema, stats
 from oversight.access import Phones, Tokens, Unit, authenticator
 from oversight.audit_explanations import OVERDUE, STATES, explanations
 from oversight.backlog import ReachBackBacklog
@@ -86,6 +86,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.include_router(desk.router())
     app.include_router(explanation_router(desk))
+    app.include_router(rules_history.router(settings, engine, unit_of))
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

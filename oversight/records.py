@@ -28,6 +28,7 @@ from streams.contracts import (
     Ingested,
     Outcome,
 )
+from streams.contracts.rules_versions import RulesVersion
 
 Rows = list[tuple[Table, dict]]
 
@@ -159,6 +160,13 @@ def followup_outcome_rows(o: FollowupOutcome, payload: str) -> Rows:
     ))]
 
 
+def rules_version_rows(r: RulesVersion, payload: str) -> Rows:
+    return [(schema.rules_publications, dict(
+        publication_id=r.publication_id, version=r.version, published_by=r.published_by,
+        published_at=utc(r.published_at), why=r.why, rollback_from=r.rollback_from, payload=payload,
+    ))]
+
+
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -183,6 +191,7 @@ RECORD_KINDS: dict[str, RecordKind] = {k.name: k for k in (
     _kind("AuditRecord", AuditRecord, audit_rows, lambda r: []),
     _kind("FollowupTask", FollowupTask, followup_task_rows, lambda r: [r.alert_id]),
     _kind("FollowupOutcome", FollowupOutcome, followup_outcome_rows, lambda r: [r.alert_id]),
+    _kind("RulesVersion", RulesVersion, rules_version_rows, lambda r: []),
 )}
 
 

@@ -271,6 +271,20 @@ followup_outcomes = Table(
     Index("ix_followup_outcomes_alert", "alert_id"),
 )
 
+# Every publication of a rules version (a rollback is one too): who, when, why; payload holds both documents.
+rules_publications = Table(
+    "rules_publications",
+    metadata,
+    Column("publication_id", String(128), primary_key=True),  # version@published_at
+    Column("version", String(64), nullable=False),
+    Column("published_by", String(64), nullable=False),
+    Column("published_at", DateTime, nullable=False),
+    Column("why", Text, nullable=False),
+    Column("rollback_from", String(64), nullable=True),
+    Column("payload", Text, nullable=False),
+    Index("ix_rules_publications_version", "version"),
+)
+
 # Derived: one row per alert, recomputed from its records (oversight.status).
 alert_status = Table(
     "alert_status",

@@ -17,6 +17,9 @@ acl_cli = typer.Typer(no_args_is_help=True, help="Principals and ACLs on the bro
 cli.add_typer(acl_cli, name="acl")
 dead_letters_cli = typer.Typer(no_args_is_help=True, help="Dead letters: what was refused, and replay once fixed.")
 cli.add_typer(dead_letters_cli, name="dead-letters")
+from streams.rules_cli import rules_cli  # noqa: E402  (its own module: the rules commands grow there)
+
+cli.add_typer(rules_cli, name="rules")
 
 
 def _setup_logging(settings: Settings) -> None:

@@ -42,6 +42,8 @@ SECTIONS = (
     ("desk outcomes by the simulated staff", "antifraud_desk_simulated_outcomes_total", "finding"),
     ("bank requests sent", "antifraud_bank_requests_total", "bank", {"status": "apply_sent"}),
     ("simulator offered", "antifraud_simulator_offered_total", "kind"),
+    # Which rules version the stream workers judge by (docs/rules.md); 0 for a version they switched from.
+    ("stream workers per rules version", "antifraud_rules_version_in_force", "version"),
 )
 
 

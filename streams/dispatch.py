@@ -31,14 +31,14 @@ from streams.dissuasion import (
     bank_request,
     carrier_request,
 )
-from streams.routing import PartnerKeys, bank_topic_id, get_partners, get_routing
+from streams.routing import PartnerKeys, bank_topic_id, get_partners
+from streams.rules_versions import RuleSet
 from streams.valkey import until_valkey_answers
 
 log = logging.getLogger(__name__)
 
 ENCODE = msgspec.json.Encoder().encode
 REQUEST_TTL_S = 14 * 86400  # longer than any request lives (48 h, renewals included)
-ROUTING = get_routing(settings)
 PARTNERS = get_partners(settings)
 KEYS = PartnerKeys(PARTNERS, settings)  # fails the worker's start when ANTIFRAUD_PARTNER_KEYS=env lacks a key
 
@@ -49,7 +49,7 @@ INBOX = sink_topic("escalation_inbox")
 PERSON_PARTITIONS = catalog.topic("alerts").partitions
 
 
-async def claim_slots(stage: str, valkey: aioredis.Redis, planned: list[Planned]) -> dict[str, str]:
+async def claim_slots(stage: str, valkey: aioredis.Redis, planned: list[Planned], rule_set: RuleSet) -> dict[str, str]:
     """slot -> the action id that holds it (ours, or the one another agent sent first)."""
     claims = [Claim(f"slot:{p.slot}", p.action.action_id) for p in planned if p.slot is not None]
     if not claims:
@@ -58,7 +58,7 @@ async def claim_slots(stage: str, valkey: aioredis.Redis, planned: list[Planned]
     async def claim() -> list:
         pipe = valkey.pipeline(transaction=False)
         for c in claims:
-            pipe.set(c.key, c.owner, nx=True, ex=int(ROUTING.escalation.alert_expiry_s) + 86400, get=True)
+            pipe.set(c.key, c.owner, nx=True, ex=int(rule_set.routing.escalation.alert_expiry_s) + 86400, get=True)
         return await pipe.execute()
 
     previous = await until_valkey_answers(stage, settings, claim)
@@ -76,8 +76,11 @@ async def recall_request(stage: str, valkey: aioredis.Redis, request_id: str) ->
     return msgspec.json.decode(raw) if raw else None
 
 
-async def send_action(stage: str, valkey: aioredis.Redis, action: Action, partition: int, now: datetime) -> None:
-    """An action to its channel; a line suspension as a signed CarrierRequest."""
+async def send_action(stage: str, valkey: aioredis.Redis, action: Action, partition: int, now: datetime,
+                      rule_set: RuleSet) -> None:
+    """An action to its channel, stamped with the rules version that planned it; a line suspension as a
+    signed CarrierRequest."""
+    action.rules_version = rule_set.version
     ACTIONS.labels(action.channel.value, str(action.priority)).inc()
     if action.target.station_reason:
         # Each one is a person the registry could not place: the count shows where it has gaps.
@@ -87,16 +90,16 @@ async def send_action(stage: str, valkey: aioredis.Redis, action: Action, partit
     if action.channel is not Channel.line_suspension:
         await ACTION_TOPICS[action.channel].send(key=action.person_id.encode(), value=ENCODE(action))
         return
-    request = carrier_request(action, action.alert_id, KEYS, now, ROUTING)
+    request = carrier_request(action, action.alert_id, KEYS, now, rule_set.routing)
     await remember_request(stage, valkey, request.request_id, action.person_id, action.alert_id, partition)
     await ACTION_TOPICS[Channel.line_suspension].send(key=request.phone.encode(), value=ENCODE(request))
     CARRIER_REQUESTS.labels(request.carrier, "sent").inc()
 
 
 async def send_bank_order(stage: str, valkey: aioredis.Redis, order: BankOrder, person_id: str, partition: int,
-                          now: datetime) -> None:
+                          now: datetime, rule_set: RuleSet) -> None:
     request = bank_request(order.request_id, order.alert_id, order.bank, order.account, order.kind, order.reason,
-                           now, order.expires_at, KEYS, ROUTING)
+                           now, order.expires_at, KEYS, rule_set.routing)
     await remember_request(stage, valkey, request.request_id, person_id, order.alert_id, partition)
     await BANK_TOPICS[order.bank].send(key=order.account.encode(), value=ENCODE(request))
     BANK_REQUESTS.labels(order.bank, f"{order.kind.value}_sent").inc()

@@ -23,7 +23,7 @@ from streams.contracts.dissuasion import BankMeasure
 from streams.contracts.signals import Carrier
 from streams.settings import PROJECT_ROOT, Settings, get_settings
 from streams.signing import derive_dev_key, dev_secret, load_key
-from streams.yamlconfig import ConfigError, read_yaml, validate
+from streams.yamlconfig import ConfigError, parse_yaml, validate
 
 TOPICS_BEGIN = "  # >>> generated: bank request topics"
 TOPICS_END = "  # <<< generated"
@@ -179,7 +179,11 @@ def bank_topic_id(code: str) -> str:
 
 # ---------------------------------------------------------------------------------- loading
 def _load(path: Path, model: type[BaseModel]):
-    data, root = read_yaml(path)
+    return _parse(path.read_text(encoding="utf-8"), path, model)
+
+
+def _parse(text: str, path: Path, model: type[BaseModel]):
+    data, root = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping")
     return validate(path, data, root, model)
@@ -187,6 +191,11 @@ def _load(path: Path, model: type[BaseModel]):
 
 def load_routing(path: Path) -> Routing:
     return _load(path, Routing)
+
+
+def parse_routing(text: str, path: Path) -> Routing:
+    """The routing in `text` (a file's, or a published version's); errors name `path` and the line."""
+    return _parse(text, path, Routing)
 
 
 def load_partners(path: Path) -> Partners:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streams.contracts.signals import CounterpartType
 from streams.settings import PROJECT_ROOT
-from streams.yamlconfig import ConfigError, read_yaml, validate
+from streams.yamlconfig import ConfigError, parse_yaml, validate
 
 RULES_FILE = PROJECT_ROOT / "rules.yaml"
 
@@ -131,7 +131,12 @@ class Rules(_Strict):
 
 
 def load_rules(path: Path = RULES_FILE) -> Rules:
-    data, root = read_yaml(path)
+    return parse_rules(path.read_text(encoding="utf-8"), path)
+
+
+def parse_rules(text: str, path: Path) -> Rules:
+    """The rules in `text` (a file's, or a published version's); errors name `path` and the line."""
+    data, root = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping")
     return validate(path, data, root, Rules)

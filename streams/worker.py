@@ -44,6 +44,10 @@ def run_worker(settings: Settings) -> None:
 
     from faust.worker import Worker
 
+    from streams.rules_versions import follow_rules_versions
+
+    follow_rules_versions(settings)  # before the stages import: a restarted worker judges by the version in force
+
     from streams.app import app, quiet_framework_loggers
 
     for stage in STAGES:

@@ -20,9 +20,19 @@ class ConfigError(ValueError):
 
 def read_yaml(path: Path):
     """(parsed data, node tree for line lookups)."""
-    text = path.read_text(encoding="utf-8")
+    return parse_yaml(path.read_text(encoding="utf-8"), path)
+
+
+def parse_yaml(text: str, path: Path):
+    """read_yaml of a text already in hand (a published rules version); `path` names it in errors."""
     try:
         return yaml.safe_load(text), yaml.compose(text)
+    except yaml.MarkedYAMLError as exc:  # the loader's marks: where it gave up, and what it was reading
+        mark, where = exc.problem_mark, ""
+        if exc.context and exc.context_mark is not None:
+            where = f" ({exc.context}, line {exc.context_mark.line + 1})"
+        at = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{at}: not valid YAML: {exc.problem}{where}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 

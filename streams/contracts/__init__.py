@@ -18,6 +18,7 @@ from streams.contracts.dissuasion import (
 )
 from streams.contracts.internal import DeadLetter, DeadLetterReason, Ingested
 from streams.contracts.reference import IntelUpdate, RegistryUpdate
+from streams.contracts.rules_versions import RulesVersion
 from streams.contracts.signals import AppReport, BankEvent, TelecomEvent
 
 # Contracts that outside systems send to the platform, in the order the docs list them.
@@ -50,6 +51,7 @@ CONTRACTS: dict[str, object] = {
     **PARTNER_CONTRACTS,
     "Escalation": Escalation,
     "EscalationInbox": EscalationInbox,
+    "RulesVersion": RulesVersion,
     **OVERSIGHT_CONTRACTS,
 }
 

@@ -7,6 +7,7 @@ from msgspec import Struct
 
 from streams.contracts.alerts import Jurisdiction, Tier
 from streams.contracts.common import Timestamp, Typology, check_money, described, to_cents
+from streams.contracts.rules_versions import SHIPPED_RULES_VERSION
 
 
 class Channel(str, Enum):
@@ -53,6 +54,10 @@ class Action(Struct, forbid_unknown_fields=True):
     reason: described(str, "initial, upgrade, escalation:<why>, sla_breach.")
     attempt: int = 1
     created_at: Timestamp | None = None
+    # Optional with a default, so actions and alert_state written before versions were stamped still decode.
+    rules_version: described(
+        str, "The rules version (routing included) in force when the action was planned (docs/rules.md)."
+    ) = SHIPPED_RULES_VERSION
 
 
 class Result(str, Enum):

@@ -6,6 +6,7 @@ from msgspec import Struct, field
 
 from streams.contracts.common import Confidence, Timestamp, Typology, described
 from streams.contracts.reference import AgeBand, IntelKind
+from streams.contracts.rules_versions import SHIPPED_RULES_VERSION
 from streams.contracts.signals import AppReport, BankEvent, TelecomEvent
 
 
@@ -107,7 +108,9 @@ class Alert(Struct, forbid_unknown_fields=True):
     vulnerability: Vulnerability
     first_signal_at: Timestamp
     alert_at: Timestamp
-    rules_version: str
+    rules_version: described(
+        str, "The rules version whose rules raised it (docs/rules.md); the shipped one for alerts written before."
+    ) = SHIPPED_RULES_VERSION
     phone: described(str | None, "Resident's phone (E.164) for SMS, voice, hotline and app.") = None
     carrier: described(str | None, "Carrier of the phone, for a line suspension.") = None
     accounts: described(list[AccountRef], "The person's accounts seen in the evidence, for bank requests.") = field(

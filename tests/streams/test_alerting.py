@@ -49,7 +49,7 @@ def test_one_short_answered_call_from_a_listed_number_is_a_low_tier_alert(listed
     decision = decide(state, first_contact.person_id, ev, RULES)
     assert (decision.verdict, decision.version, decision.tier) == (Verdict.new, 1, Tier.low)
 
-    alert = risk_alert(first_contact, decision, ev, state, where)
+    alert = risk_alert(first_contact, decision, ev, state, where, RULES.version)
     assert (alert.tier, alert.typology, alert.rules_version) == (Tier.low, Typology.impersonate_police, RULES.version)
     assert [(s.rule, s.event_ids) for s in alert.signals] == [("fraud_number_contact", [first_contact.event_id])]
 
