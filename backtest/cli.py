@@ -1,4 +1,4 @@
-"""`antifraud backtest` and `antifraud record-week`: typer commands, registered in streams/cli.py."""
+"""`antifraud rules backtest` and `antifraud record-week`: typer commands, registered in streams/cli.py."""
 
 from __future__ import annotations
 

@@ -339,10 +339,11 @@ def faults(ctx: typer.Context) -> None:
 
 
 def _register_backtest() -> None:
-    # Its own module (backtest/cli.py) keeps this file's share to two lines; issue 15 may move it under `rules`.
+    # Its own module (backtest/cli.py): `antifraud rules backtest` beside publish and rollback, and the
+    # recorder of the week it replays.
     from backtest.cli import backtest_command, record_command
 
-    cli.command("backtest")(backtest_command)
+    rules_cli.command("backtest")(backtest_command)
     cli.command("record-week")(record_command)
 
 

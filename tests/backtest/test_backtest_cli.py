@@ -1,4 +1,4 @@
-"""`antifraud record-week` then `antifraud backtest --compare`: a small recorded history, the table and the plot."""
+"""`antifraud record-week` then `antifraud rules backtest --compare`: a small recorded history, the table and the plot."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_record_a_small_week_and_backtest_two_versions_on_it(tmp_path):
     strict.write_text(text.replace("  low: 30\n", "  low: 120\n").replace("  medium: 60\n", "  medium: 150\n")
                       .replace("  high: 90\n", "  high: 180\n").replace('version: "', 'version: "strict-'),
                       encoding="utf-8")
-    result = CliRunner().invoke(cli, ["backtest", "--history", str(history), "--compare", str(strict),
+    result = CliRunner().invoke(cli, ["rules", "backtest", "--history", str(history), "--compare", str(strict),
                                       "--plot", str(plot)], env={"COLUMNS": "160"})
     assert result.exit_code == 0, result.output
     for words in ("recall", "contacts /10k/wk", "police_visit", "strict-", "0 refused by ingest"):

@@ -1,15 +1,15 @@
 """Rules versions: every publication of a rules version (who, when, why, both documents).
 
-Revision ID: 0005_rules_versions
-Revises: 0004_desk_people
+Revision ID: 0006_rules_versions
+Revises: 0005_audit_explanations
 Create Date: 2026-12-07
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0005_rules_versions'
-down_revision = '0004_desk_people'
+revision = '0006_rules_versions'
+down_revision = '0005_audit_explanations'
 branch_labels = None
 depends_on = None
 
