@@ -4,9 +4,10 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const POLL_MS = 1000; // the list updates itself: a new task shows within a second of being recorded
+const RETRY_MS = 1000; // after a failed read, before the next
 const KEY = "antifraud-desk";
-const state = { ...JSON.parse(sessionStorage.getItem(KEY) || "{}"), tasks: [], taskId: null, task: null, busy: false };
+const state = { ...JSON.parse(sessionStorage.getItem(KEY) || "{}"), tasks: [], taskId: null, task: null, busy: false,
+                again: false, stale: false };
 
 const TYPES = {
   impersonate_police: "冒充公检法 impersonating police", investment: "投资理财 investment",
@@ -125,9 +126,55 @@ function taskRow(task, readAt) {
   return el("li", { class: `task tier-${task.tier}`, "data-task-id": task.task_id }, link);
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const onList = () => Boolean(state.token) && state.taskId === null;
+
+// The list updates itself: the console answers this wait as soon as the unit's open tasks change
+// (a long poll, oversight/desk/live.py), and the list is read again at once.
+async function followChanges() {
+  let stamp = "";
+  for (;;) {
+    if (!onList()) {
+      stamp = "";
+      await sleep(250);
+      continue;
+    }
+    try {
+      const { data } = await api("GET", `/api/desk/changes?since=${encodeURIComponent(stamp)}`);
+      if (data.stamp !== stamp && onList()) {
+        stamp = data.stamp;
+        await refreshList();
+      }
+      if (state.stale) { // the list could not be read: read it again in a moment, changed or not
+        state.stale = false;
+        stamp = "";
+        await sleep(RETRY_MS);
+      }
+    } catch (err) {
+      await sleep(RETRY_MS);
+    }
+  }
+}
+
+// One read of the list at a time; a change noticed during a read is read once more after it.
 async function refreshList() {
-  if (state.busy || !state.token || state.taskId !== null) return;
+  if (!onList()) return;
+  if (state.busy) {
+    state.again = true;
+    return;
+  }
   state.busy = true;
+  try {
+    do {
+      state.again = false;
+      await readList();
+    } while (state.again && onList());
+  } finally {
+    state.busy = false;
+  }
+}
+
+async function readList() {
   try {
     const { data } = await api("GET", "/api/desk/tasks");
     const readAt = Date.now();
@@ -142,9 +189,8 @@ async function refreshList() {
     showError("");
     tick();
   } catch (err) {
+    state.stale = true;
     if (err.status !== 401) showError(`Could not load the tasks (${err.message}); trying again.`);
-  } finally {
-    state.busy = false;
   }
 }
 
@@ -334,8 +380,6 @@ $("#back").addEventListener("click", (event) => {
   location.hash = "";
 });
 window.addEventListener("hashchange", route);
-setInterval(() => {
-  tick();
-  refreshList();
-}, POLL_MS);
+setInterval(tick, 1000);
 route();
+followChanges();
