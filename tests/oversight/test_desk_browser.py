@@ -158,7 +158,7 @@ def fits_the_screen(page, width: int = PHONE_WIDTH["width"]) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width, "wider than the screen"
 
 
-def test_an_officer_sees_the_funds_warning_within_2_s_works_it_and_the_alert_closes(platform, browser):
+def test_an_officer_sees_the_funds_warning_within_2_s_works_it_and_the_alert_closes(browser, platform):
     own, settings, engine, producer, url = platform
     here, elsewhere = Resident("ZK01-PS01"), Resident("ZK01-PS02")
     produce(producer, here.reference() + elsewhere.reference())
@@ -245,7 +245,12 @@ def test_an_officer_sees_the_funds_warning_within_2_s_works_it_and_the_alert_clo
                               .where(schema.alert_status.c.alert_id == task["alert_id"])).scalar_one()
         stored = conn.execute(select(schema.outcomes.c.result)
                               .where(schema.outcomes.c.outcome_id == task["task_id"])).scalars().all()
+        a = schema.access_log
+        writes = conn.execute(select(a.c.actor, a.c.unit, a.c.field).where(a.c.alert_id == task["alert_id"])
+                              .order_by(a.c.id)).all()
     assert (status, stored) == ("dissuaded", ["dissuaded"])
+    assert [tuple(w) for w in writes] == [("li.officer", "station:ZK01-PS01", "desk_take"),
+                                          ("li.officer", "station:ZK01-PS01", "desk_outcome")]  # the repeat: none
     eventually(lambda: worker_metric(own, "antifraud_alerts_closed_total", result="dissuaded") == 1, 30,
                "escalate closed the alert as dissuaded")
     assert li.errors == [] and again.errors == []
@@ -278,11 +283,19 @@ def test_an_officer_sees_the_funds_warning_within_2_s_works_it_and_the_alert_clo
     assert tuple(row) == ("open", None)
 
 
-def test_the_number_is_masked_until_the_assignee_asks_and_the_reveal_is_logged(platform, browser):
+def test_the_number_is_masked_until_the_assignee_asks_and_the_reveal_is_logged(browser, platform):
     _own, _settings, engine, _producer, url = platform
     with engine.begin() as conn:
         add_user(conn, "zhou.operator", "hotline:96110", "operator", PASSWORD)
     task_id = recorded(engine, desk_action(Channel.hotline_call, tier=Tier.medium, priority=2))
+    wrong = browser.new_page(viewport=PHONE_WIDTH)
+    wrong.goto(f"{url}desk")
+    wrong.fill("#sign-in input[name=user]", "zhou.operator")
+    wrong.fill("#sign-in input[name=password]", "not her password")
+    wrong.click("#sign-in button")
+    wrong.wait_for_selector("#error:has-text('Wrong user or password')")
+    assert wrong.is_visible("#sign-in") and wrong.is_hidden("#list-view")
+    wrong.close()
     zhou = signed_in(browser, url, "zhou.operator")
     zhou.wait_for_selector(f"{ROW}[data-task-id='{task_id}']")
     assert PHONE not in zhou.content()
