@@ -3,7 +3,8 @@
     GET /                      the dashboard (oversight/web/: plain HTML, one JS file, inline SVG)
     GET /api/...               lists, timelines and statistics, within the caller's unit
     GET /openapi.json          the API's OpenAPI document
-    /api/desk/...              the dissuasion desk's tasks and outcomes (oversight/desk/api.py)
+    /api/desk/...              the dissuasion desk's tasks and outcomes (oversight/desk/api.py, contacts.py, live.py)
+    GET /desk                  the desk's pages: sign in, task list, a task (oversight/desk/pages.py)
 
 Every /api request carries a unit token (oversight.access). The interactive docs pages
 are off: they load scripts from a CDN, and the console works without a network.
@@ -29,7 +30,10 @@ from oversight.audit_explanations import OVERDUE, STATES, explanations
 from oversight.backlog import ReachBackBacklog
 from oversight.db import migrate
 from oversight.desk.api import DeskApi
+from oversight.desk.contacts import contacts_router
 from oversight.desk.explanations import explanation_router
+from oversight.desk.live import live_router
+from oversight.desk.pages import pages_router
 from oversight.desk.tasks import utc_now
 from oversight.queries import AlertStatus, Filters, SortKey
 from streams.catalog import Catalog, get_catalog
@@ -87,6 +91,9 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
     app.include_router(desk.router())
     app.include_router(explanation_router(desk))
     app.include_router(rules_history.router(settings, engine, unit_of))
+    app.include_router(contacts_router(desk))
+    app.include_router(live_router(desk))
+    app.include_router(pages_router())
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

@@ -299,10 +299,10 @@ def show_desk_person(settings: Settings, console_url: str) -> None:
     finally:
         engine.dispose()
     if password is not None:
-        print(f"desk    {console_url}  sign in as {user} ({role}, {unit}) with password {password}  "
+        print(f"desk    {console_url}desk  sign in as {user} ({role}, {unit}) with password {password}  "
               "(shown this once: note it)", flush=True)
     else:
-        log.info("desk %s  sign in as %s (%s, %s): its password was shown when this run directory was made; "
+        log.info("desk %sdesk  sign in as %s (%s, %s): its password was shown when this run directory was made; "
                  "`python -m oversight.desk.people passwd --user %s` sets a new one", console_url, user, role, unit,
                  user)
 

@@ -1,8 +1,5 @@
-"""The dashboard in a real browser: Playwright for Python driving Debian's chromium.
-
-Playwright's own browser download does not work here, so the test launches the system
-chromium by path. Without it the test skips (apt-get install chromium); under CI=true it
-fails instead, so CI cannot pass without having run it.
+"""The dashboard in a real browser: Playwright for Python driving Debian's chromium (browser_support.py:
+without chromium the test skips; under CI=true it fails).
 
 DASHBOARD_SCREENSHOT=docs/img/dashboard.png also writes the docs' screenshot.
 """
@@ -10,62 +7,28 @@ DASHBOARD_SCREENSHOT=docs/img/dashboard.png also writes the docs' screenshot.
 from __future__ import annotations
 
 import os
-import threading
-import time
-from pathlib import Path
 
 import pytest
+from browser_support import chromium, serving
 from demo_data import load_demo
 
 from oversight.console import create_app
-from streams.embedded import free_port
 from streams.settings import Settings
 
-CHROMIUM = os.environ.get("ANTIFRAUD_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--disable-extensions", "--no-first-run", "--disable-sync",
-                 "--disable-component-update", "--disable-default-apps"]
 TOKENS = {"tok-centre": "centre", "tok-ps01": "station:ZK01-PS01", "tok-bank": "bank:ICBC"}
-
-
-def _need(condition: bool, why: str) -> None:
-    if condition:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why} (CI=true: the browser test must run)")
-    pytest.skip(why)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    _need(Path(CHROMIUM).exists(), f"no chromium at {CHROMIUM}: apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:  # pragma: no cover - it is in the test extras
-        _need(False, "playwright is not installed: pip install -e '.[test]'")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
 def console(ledger_engine):
-    import uvicorn
-
     load_demo(ledger_engine)
-    port = free_port()
-    app = create_app(Settings(console_tokens=TOKENS), ledger_engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "console did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(Settings(console_tokens=TOKENS), ledger_engine)) as url:
+        yield url
 
 
 def sign_in(page, url: str, token: str) -> None:
