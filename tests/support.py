@@ -155,3 +155,34 @@ def worker_on_own_servers(run_dir: Path, **worker_env: str) -> OwnWorker:
     platform = Platform(settings)
     worker = platform.spawn("worker", "worker", **worker_env)
     return OwnWorker(settings, worker, platform, (broker, valkey))
+
+
+def wait_for_reference_applied(settings: Settings, timeout: float = 120.0) -> None:
+    """Until the worker group has committed every registry and intel update, raw and normalized.
+
+    A test that sends a bulk reference load and then the traffic it judges waits here: the
+    reference barrier does not wait for a partition more than `reference_barrier_max_backlog`
+    records behind (a bulk list, docs/enrichment.md), so without it the traffic may be judged
+    before the registry is applied.
+    """
+    from confluent_kafka import Consumer, TopicPartition
+
+    from streams.catalog import get_catalog
+
+    catalog = get_catalog()
+    specs = [catalog.topic(t) for t in ("in_registry", "in_intel", "norm_registry", "norm_intel")]
+    tps = [TopicPartition(s.name, p) for s in specs for p in range(s.partitions)]
+    reader = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": catalog.app_id,
+                       "enable.auto.commit": False})
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            ends = {(tp.topic, tp.partition): reader.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+            committed = {(tp.topic, tp.partition): tp.offset for tp in reader.committed(tps, timeout=10)}
+            behind = {tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end}
+            if not behind:
+                return
+            assert time.monotonic() < deadline, f"reference not applied in {timeout:.0f} s: {sorted(behind)[:4]}"
+            time.sleep(0.5)
+    finally:
+        reader.close()

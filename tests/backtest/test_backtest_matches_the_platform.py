@@ -28,7 +28,7 @@ from streams.contracts.reference import IntelUpdate
 from streams.kafka import producer_config
 from streams.routing import get_partners, get_routing
 from streams.rules import get_rules
-from support import Reader, worker_on_own_servers
+from support import Reader, wait_for_reference_applied, worker_on_own_servers
 
 pytestmark = pytest.mark.integration
 CATALOG = get_catalog()
@@ -78,8 +78,8 @@ def test_each_victim_ends_where_the_platform_puts_them(tmp_path):
             topic = "in_intel" if isinstance(update, IntelUpdate) else "in_registry"
             producer.produce(CATALOG.topic(topic).name, msgspec.json.encode(update))
         assert producer.flush(60) == 0
+        wait_for_reference_applied(own.settings)  # the replay, too, applies the lists before the traffic
         alerts = Reader(own.settings.kafka_bootstrap_servers, CATALOG.topic("alerts").name)
-        # Reference before judgement holds the traffic until the lists are applied (docs/enrichment.md).
         for offer in offers:
             producer.produce(CATALOG.topic(offer.topic_id).name, msgspec.json.encode(offer.value), key=offer.key)
         assert producer.flush(60) == 0
