@@ -59,10 +59,13 @@ class Filters:
                 conditions.append(column == value)
         if self.channel:
             a = schema.actions.c
-            conditions.append(exists(select(a.action_id).where(a.alert_id == s.alert_id, a.channel.in_(self.channel))))
+            conditions.append(exists(select(a.action_id).where(a.alert_id == s.alert_id, a.channel.in_(self.channel))
+                                     .correlate(schema.alert_status)))
         if self.retro is not None:
             rb = schema.alert_reach_back.c
-            retro = exists(select(rb.alert_id).where(rb.alert_id == s.alert_id))
+            # Correlated on alert_status only: in a query that also reads alert_reach_back (the reach-back
+            # stats) auto-correlation took both tables out of the subquery and left it no FROM.
+            retro = exists(select(rb.alert_id).where(rb.alert_id == s.alert_id).correlate(schema.alert_status))
             conditions.append(retro if self.retro else ~retro)
         return conditions
 

@@ -157,12 +157,21 @@ async function loadStats() {
   fillTable("#areas", areas, (r) => [[`${r.county}/${r.station}`], [r.high_risk_alerts], [r.cases], [fmtMoney(r.losses)]]);
   fillTable("#cases", cases, (r) => [[r.typology], [r.cases], [r.warned_before], [fmtMoney(r.losses)]]);
   fillTable("#audits", audits.items, (a) => [[fmtTime(a.filed_at)], [a.case_id], [a.typology], [a.station],
-    [a.findings.map((x) => `${x.problem} (${x.unit})`).join("; ") || "none"]],
+    [a.findings.map((x) => `${x.problem} (${x.unit})`).join("; ") || "none"],
+    explanationCell(a.explanations || [])],
     (a) => a.alert_ids.length && showTimeline(a.alert_ids[a.alert_ids.length - 1]));
   fillTable("#audit-units", auditStats.by_unit, (r) => [[r.unit], [r.findings],
     [Object.entries(r.problems).map(([k, v]) => `${k} ${v}`).join(", ")]]);
   fillTable("#followups", followups, (r) => [[`${r.county}/${r.station}`], [r.sampled], [r.confirmed],
     [r.not_dissuaded, r.not_dissuaded ? "status-unreachable" : ""], [r.pending]]);
+}
+
+// Each accountable unit's explanation, written at the desk (oversight/desk/explanations.py), or when it is due.
+function explanationCell(entries) {
+  const text = entries.map((e) => e.state === "written"
+    ? `${e.unit}: "${e.text}" (${e.written_by}${e.late ? ", late" : ""})`
+    : `${e.unit}: ${e.state === "overdue" ? "OVERDUE" : "due " + fmtTime(e.due_at)}`).join("; ");
+  return [text || "none owed", entries.some((e) => e.state === "overdue") ? "status-unreachable" : ""];
 }
 
 // The centre's city-wide figure: re-checks queued by late listings, not yet handed to correlation.

@@ -116,3 +116,11 @@ def test_the_backlog_is_the_centres_and_says_when_there_is_no_broker(client):
     backlog = get(client, "/api/reach-back/backlog")
     assert backlog["waiting"] is None and "no broker" in backlog["error"]
     assert backlog["topic"] == "antifraud.intel.reach_back" and backlog["group"] == "antifraud"
+
+
+def test_the_reach_back_counts_take_the_dashboard_filters_too(client):
+    # The dashboard asks the counts with its filters: with `retro` or `channel` set, the filter's subquery
+    # once lost both its tables to the outer query's FROM and the request failed.
+    assert get(client, "/api/stats/reach-back", retro="true")["retro_alerts"] == 3
+    assert get(client, "/api/stats/reach-back", retro="false")["retro_alerts"] == 0
+    assert get(client, "/api/stats/reach-back", channel="sms")["alerts_in_view"] >= 0

@@ -56,6 +56,10 @@ def test_dashboard_shows_warnings_charts_and_timelines(browser, console):
     assert page.locator("#chart-area rect.bar").count() >= 5
     assert page.locator("#chart-time rect.bar").count() >= 7 and page.locator("#chart-time polyline.rate").count() == 1
     assert page.locator("#audits tbody tr").count() >= 1
+    # The demo's audits are weeks old: the units that owe an explanation are shown overdue, in red.
+    owed = page.locator("#audits tbody tr td:nth-child(6)").all_inner_texts()
+    assert any("OVERDUE" in cell for cell in owed), owed
+    assert page.locator("#audits tbody td.status-unreachable").count() >= 1
     assert "+86138" not in page.content()  # phones are masked
 
     # The timeline of a warning: signals -> alert -> actions -> outcomes.
