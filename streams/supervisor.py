@@ -287,11 +287,20 @@ def shadow_candidate(settings: Settings, rules_file: Path) -> None:
     from streams.rules_publishing import Refused
     from streams.rules_shadow import set_shadow
 
-    try:
-        record = set_shadow(settings, rules_file, None, "antifraud up", f"ANTIFRAUD_SHADOW_RULES={rules_file}")
-    except (Refused, KafkaException, TimeoutError) as exc:
-        log.error("shadow: %s not put in shadow: %s", rules_file, exc)
-        return
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            record = set_shadow(settings, rules_file, None, "antifraud up", f"ANTIFRAUD_SHADOW_RULES={rules_file}")
+            break
+        except (KafkaException, TimeoutError) as exc:
+            # Topics just created answer NOT_LEADER for a moment on a fresh broker: asked again until the deadline.
+            if time.monotonic() >= deadline:
+                log.error("shadow: %s not put in shadow: %s", rules_file, exc)
+                return
+            time.sleep(1)
+        except Refused as exc:
+            log.error("shadow: %s not put in shadow: %s", rules_file, exc)
+            return
     log.info("shadow: %s in shadow beside the version in force; compare them on the console", record.candidate.version)
 
 
