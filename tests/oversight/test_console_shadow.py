@@ -46,12 +46,12 @@ def at(minutes_ago: float) -> datetime:
     return NOW - timedelta(minutes=minutes_ago)
 
 
-@pytest.fixture
-def ledger(ledger_engine):
+def load_shadow_story(engine) -> None:
+    """A candidate set 10 minutes ago, live and shadow alerts since (and some that must be left out)."""
     candidate = version(CANDIDATE, routing=ROUTING_WITH_LOW_PUSH, by="analyst-7", why="push at low too")
-    write(ledger_engine, "RulesShadow", [RulesShadow(candidate=candidate, set_by="analyst-7", set_at=SET_AT,
-                                                     why="push at low too")])
-    write(ledger_engine, "Alert", [
+    write(engine, "RulesShadow", [RulesShadow(candidate=candidate, set_by="analyst-7", set_at=SET_AT,
+                                              why="push at low too")])
+    write(engine, "Alert", [
         alert("P-A", Tier.low, at=at(8)),
         alert("P-B", Tier.low, alert_id="AL-P-B", at=at(7)),
         alert("P-B", Tier.medium, alert_id="AL-P-B", version=2, previous_tier=Tier.low, at=at(6)),
@@ -59,11 +59,16 @@ def ledger(ledger_engine):
         alert("P-E", Tier.low, at=at(4), jurisdiction=ELSEWHERE),  # only the centre sees it
         alert("P-OLD", Tier.high, at=at(15)),  # before the candidate was set: not compared
     ])
-    write(ledger_engine, "ShadowAlert", [
+    write(engine, "ShadowAlert", [
         shadow_of(alert("P-A", Tier.low, at=at(8))),
         shadow_of(alert("P-D", Tier.medium, at=at(3))),
         shadow_of(alert("P-X", Tier.high, at=at(3)), rules_version="2027.05-9"),  # another candidate's
     ])
+
+
+@pytest.fixture
+def ledger(ledger_engine):
+    load_shadow_story(ledger_engine)
     with TestClient(create_app(Settings(console_tokens=TOKENS), ledger_engine)) as client:
         yield client, ledger_engine
 
