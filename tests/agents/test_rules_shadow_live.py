@@ -135,3 +135,42 @@ def test_a_malformed_candidate_is_refused_and_nothing_is_set(live, tmp_path):
     assert refused.returncode == 1 and "tier cut-offs must rise" in refused.stderr
     both = antifraud(live.settings, "rules", "shadow", str(bad), "--stop", "--by", "analyst-7", "--why", "oops")
     assert both.returncode == 1 and "either a candidate rules file or --stop" in both.stderr
+
+
+def test_the_ledger_keeps_the_shadow_apart_and_the_console_compares(live, tmp_path):
+    """After the test above: the shadow's alerts in shadow_alerts only, its setting and stop, the comparison."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from oversight import schema
+    from oversight.console import create_app
+    from oversight.db import migrate
+    from oversight.ledger import LedgerSink
+
+    settings = live.settings
+    on_topic = [msgspec.json.decode(m.value(), type=Alert)
+                for m in Reader(settings.kafka_bootstrap_servers, CATALOG.topic("alerts_shadow").name).read_for(1.0)]
+    assert on_topic and {a.rules_version for a in on_topic} == {CANDIDATE}
+    engine = migrate(settings, f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    sink = LedgerSink(settings, engine, group_id="test-shadow-ledger")
+    sa, deadline, kept = schema.shadow_alerts, time.monotonic() + 60, set()
+    try:
+        while len(kept) < len(on_topic) and time.monotonic() < deadline:
+            sink.step()
+            with engine.connect() as conn:
+                kept = set(conn.execute(select(sa.c.alert_id, sa.c.version, sa.c.rules_version)).all())
+        for _ in range(5):  # and whatever else is on the other topics by now
+            sink.step()
+    finally:
+        sink.close()
+    assert kept == {(a.alert_id, a.version, a.rules_version) for a in on_topic}
+    with engine.connect() as conn:
+        assert conn.execute(select(schema.alerts.c.alert_id).where(schema.alerts.c.rules_version == CANDIDATE)).all() == []
+        assert [tuple(r) for r in conn.execute(select(schema.rules_shadows.c.version, schema.rules_shadows.c.set_by)
+                                               .order_by(schema.rules_shadows.c.set_at))] == [
+            (CANDIDATE, "analyst-7"), (None, "lead-2")]
+    with TestClient(create_app(settings.model_copy(update={"console_tokens": {"tok": "centre"}}), engine)) as client:
+        body = client.get("/api/rules/shadow", params={"minutes": 60}, headers={"Authorization": "Bearer tok"}).json()
+    engine.dispose()
+    assert (body["running"], body["candidate"], body["shadow"]["alerts"]) == (False, CANDIDATE, len(on_topic))
+    assert body["live"]["alerts"] >= 5 and body["shadow"]["contacts"].get("sms", 0) > 0
