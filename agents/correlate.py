@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import msgspec
 from prometheus_client import Counter, Histogram
 
+from agents import correlate_shadow  # a module, not names: it reads this one's in turn (an import cycle)
 from streams import metrics
 from streams.alerting import (
     Decision,
@@ -101,7 +102,7 @@ async def judge_batch(batch, rule_set: RuleSet, dead_letter, candidate: RuleSet 
         await isolated(STAGE, [event], lambda events: correlate_one(events[0], rule_set), dead_letter)
         if candidate is not None:
             write_tables_for(event)
-            await judge_in_shadow(event, candidate)
+            await correlate_shadow.judge_in_shadow(event, candidate)
 
 
 async def correlate_one(event, rule_set: RuleSet) -> None:
@@ -338,6 +339,3 @@ def _account(signal: EnrichedSignal) -> AccountRef | None:
         return None
     return AccountRef(bank=signal.bank.bank, account=signal.bank.account)
 
-
-# Last: it reads this module's decoders, and its table must be declared at import, before the worker starts.
-from agents.correlate_shadow import judge_in_shadow  # noqa: E402

@@ -4,7 +4,8 @@
 
 Only when a candidate is set (`antifraud rules shadow`, streams/rules_shadow.py). Its alerts go
 to alerts_shadow and nowhere else: no route, no escalation, no action topic reads it. The live
-state (person_state) is never read or written here. A fault in the shadow is logged and counted
+state (person_state) is never read or written here, and a new candidate starts from empty states
+(each state is tagged with the candidate that wrote it). A fault in the shadow is logged and counted
 and never touches the live judgement, which has already been published.
 """
 
@@ -15,8 +16,8 @@ import logging
 import msgspec
 from prometheus_client import Counter
 
-from agents.correlate import DECODER, RECHECK_DECODER, RECHECK_TOPIC, judge_recheck, judge_signal
-from streams.alerting import already_seen, dump, load
+from agents import correlate  # a module, not names: it imports this one in turn (an import cycle)
+from streams.alerting import PersonState, already_seen, dump, load
 from streams.app import sink_topic, table
 from streams.isolation import about_a_record
 from streams.rules_versions import RuleSet
@@ -31,6 +32,20 @@ SHADOW_FAILURES = Counter("antifraud_shadow_failures_total",
                           "Records the shadow could not judge (the live judgement is unaffected)", [])
 
 person_state_shadow = table("person_state_shadow", value_type=bytes, default=bytes)  # never the live state
+
+
+def state_of(raw: bytes | None, version: str) -> PersonState:
+    """The person's state as this candidate left it; one left by an earlier candidate is not carried over."""
+    tag = _tag(version)
+    return load(raw[len(tag):] if raw and raw.startswith(tag) else None)
+
+
+def stored(state: PersonState, version: str) -> bytes:
+    return _tag(version) + dump(state)
+
+
+def _tag(version: str) -> bytes:
+    return version.encode() + b"\0"  # a version id never holds a NUL; JSON state never starts with one
 
 
 async def judge_in_shadow(event, candidate: RuleSet) -> None:
@@ -48,21 +63,21 @@ async def judge_in_shadow(event, candidate: RuleSet) -> None:
 async def _judge(event, candidate: RuleSet) -> None:
     rules = candidate.rules
     # Decoded again: judge_signal adds held hits to the signal, and the live judgement had its own copy.
-    if event.message.topic == RECHECK_TOPIC:
-        recheck = RECHECK_DECODER.decode(event.message.value)
-        state = load(person_state_shadow[recheck.person_id])
-        judgement = judge_recheck(state, recheck, rules)
+    if event.message.topic == correlate.RECHECK_TOPIC:
+        recheck = correlate.RECHECK_DECODER.decode(event.message.value)
+        state = state_of(person_state_shadow[recheck.person_id], candidate.version)
+        judgement = correlate.judge_recheck(state, recheck, rules)
         if not judgement.changed:
             return
         person_id = recheck.person_id
     else:
-        signal = DECODER.decode(event.message.value)
-        state = load(person_state_shadow[signal.person_id])
+        signal = correlate.DECODER.decode(event.message.value)
+        state = state_of(person_state_shadow[signal.person_id], candidate.version)
         if already_seen(state, signal.event_id):
             return
-        judgement = judge_signal(state, signal, rules)
+        judgement = correlate.judge_signal(state, signal, rules)
         person_id = signal.person_id
     for alert in judgement.alerts:
         await SHADOW_ALERTS_TOPIC.send(key=alert.person_id.encode(), value=ENCODER.encode(alert))
         SHADOW_ALERTS.labels(alert.tier.value, alert.rules_version).inc()
-    person_state_shadow[person_id] = dump(state)
+    person_state_shadow[person_id] = stored(state, candidate.version)
