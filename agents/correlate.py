@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import msgspec
 from prometheus_client import Counter, Histogram
 
+from agents import correlate_shadow  # a module, not names: it reads this one's in turn (an import cycle)
 from streams import metrics
 from streams.alerting import (
     Decision,
@@ -51,6 +52,7 @@ from streams.contracts.reference import IntelKind
 from streams.dead_letters import undecodable
 from streams.isolation import about_a_record, faust_dead_letters, isolated, stops_worker_on_crash
 from streams.rules import Rules
+from streams.rules_shadow import in_shadow
 from streams.rules_versions import RuleSet, in_force
 from streams.scoring import Evaluation, apply_hit, evaluate, fact_of, fact_of_evidence, is_funds_warning
 
@@ -90,13 +92,17 @@ person_state = table("person_state", value_type=bytes, default=bytes)  # streams
 async def correlate(stream):
     dead_letter = faust_dead_letters(STAGE, DEAD_LETTERS, settings.max_event_bytes)
     async for batch in timed_batches(stream, STAGE, settings.ingest_batch_size, settings.ingest_batch_within_s):
-        await judge_batch(batch, in_force().current, dead_letter)
+        await judge_batch(batch, in_force().current, dead_letter, in_shadow().current)
 
 
-async def judge_batch(batch, rule_set: RuleSet, dead_letter) -> None:
-    """The whole micro-batch by one rules version, taken once by the caller (streams/rules_versions.py)."""
+async def judge_batch(batch, rule_set: RuleSet, dead_letter, candidate: RuleSet | None = None) -> None:
+    """The whole micro-batch by one rules version, taken once by the caller (streams/rules_versions.py);
+    and, with a candidate in shadow (streams/rules_shadow.py), by the candidate too, after the live one."""
     for event in batch:  # one at a time already: a record that raises is dead-lettered alone
         await isolated(STAGE, [event], lambda events: correlate_one(events[0], rule_set), dead_letter)
+        if candidate is not None:
+            write_tables_for(event)
+            await correlate_shadow.judge_in_shadow(event, candidate)
 
 
 async def correlate_one(event, rule_set: RuleSet) -> None:
@@ -332,3 +338,4 @@ def _account(signal: EnrichedSignal) -> AccountRef | None:
     if signal.bank is None:
         return None
     return AccountRef(bank=signal.bank.bank, account=signal.bank.account)
+

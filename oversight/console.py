@@ -24,7 +24,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, func, or_, select
 
-from oversight import queries, retro_alerts, rules_history, schema, stats
+from oversight import queries, retro_alerts, rules_history, rules_shadow_view, schema, stats
 from oversight.access import Phones, Tokens, Unit, authenticator
 from oversight.audit_explanations import OVERDUE, STATES, explanations
 from oversight.backlog import ReachBackBacklog
@@ -91,6 +91,7 @@ def create_app(settings: Settings, engine: Engine, catalog: Catalog | None = Non
     app.include_router(desk.router())
     app.include_router(explanation_router(desk))
     app.include_router(rules_history.router(settings, engine, unit_of))
+    app.include_router(rules_shadow_view.router(settings, engine, unit_of))
     app.include_router(contacts_router(desk))
     app.include_router(live_router(desk))
     app.include_router(pages_router())

@@ -28,7 +28,8 @@ from streams.contracts import (
     Ingested,
     Outcome,
 )
-from streams.contracts.rules_versions import RulesVersion
+from streams.contracts.alerts import ShadowAlert
+from streams.contracts.rules_versions import RulesShadow, RulesVersion
 
 Rows = list[tuple[Table, dict]]
 
@@ -167,6 +168,22 @@ def rules_version_rows(r: RulesVersion, payload: str) -> Rows:
     ))]
 
 
+def rules_shadow_rows(r: RulesShadow, payload: str) -> Rows:
+    version = r.candidate.version if r.candidate is not None else None
+    return [(schema.rules_shadows, dict(
+        shadow_id=f"{r.set_at.isoformat()}/{version or 'stopped'}", version=version, set_by=r.set_by,
+        set_at=utc(r.set_at), why=r.why, payload=payload,
+    ))]
+
+
+def shadow_alert_rows(a: ShadowAlert, payload: str) -> Rows:
+    return [(schema.shadow_alerts, dict(
+        alert_id=a.alert_id, version=a.version, rules_version=a.rules_version, person_id=a.person_id,
+        tier=a.tier.value, typology=a.typology.value, county=a.jurisdiction.county, station=a.jurisdiction.station,
+        alert_at=utc(a.alert_at), payload=payload,
+    ))]
+
+
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -192,6 +209,8 @@ RECORD_KINDS: dict[str, RecordKind] = {k.name: k for k in (
     _kind("FollowupTask", FollowupTask, followup_task_rows, lambda r: [r.alert_id]),
     _kind("FollowupOutcome", FollowupOutcome, followup_outcome_rows, lambda r: [r.alert_id]),
     _kind("RulesVersion", RulesVersion, rules_version_rows, lambda r: []),
+    _kind("RulesShadow", RulesShadow, rules_shadow_rows, lambda r: []),
+    _kind("ShadowAlert", ShadowAlert, shadow_alert_rows, lambda r: []),
 )}
 
 

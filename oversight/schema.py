@@ -285,6 +285,35 @@ rules_publications = Table(
     Index("ix_rules_publications_version", "version"),
 )
 
+# Every setting of the shadow (docs/rules.md, Shadow): the candidate put in shadow, or none (stopped).
+rules_shadows = Table(
+    "rules_shadows",
+    metadata,
+    Column("shadow_id", String(128), primary_key=True),  # set_at, and the candidate's version (or "stopped")
+    Column("version", String(64), nullable=True),  # None: the shadow was stopped
+    Column("set_by", String(64), nullable=False),
+    Column("set_at", DateTime, nullable=False),
+    Column("why", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+# The alerts the candidate in shadow raised: never routed, compared with `alerts` on the console.
+shadow_alerts = Table(
+    "shadow_alerts",
+    metadata,
+    _id("alert_id", primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("rules_version", String(64), primary_key=True),  # the candidate's: ids repeat across candidates
+    _id("person_id", nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("typology", String(32), nullable=False),
+    Column("county", String(32), nullable=False),
+    Column("station", String(32), nullable=False),
+    Column("alert_at", DateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    Index("ix_shadow_alerts_alert_at", "alert_at"),
+)
+
 # Derived: one row per alert, recomputed from its records (oversight.status).
 alert_status = Table(
     "alert_status",

@@ -85,3 +85,29 @@ def history() -> None:
         raise typer.Exit(2) from None
     for line in history_lines(known):
         typer.echo(line)
+
+
+@rules_cli.command()
+def shadow(rules_file: Path | None = typer.Argument(None, help="The candidate rules (rules.yaml's form, its own "
+                                                           "`version:`); omit with --stop."),
+           routing: Path | None = typer.Option(None, "--routing", help="The candidate's routing.yaml; default: the "
+                                               "routing of the version in force."),
+           stop: bool = typer.Option(False, "--stop", help="Stop the shadow: correlate judges by the version in force only."),
+           by: str = _BY, why: str = _WHY) -> None:
+    """Run a candidate version in shadow beside the one in force: its alerts go to alerts.shadow only
+    and the console compares them with the live ones (docs/rules.md, Shadow)."""
+    from streams.rules_shadow import set_shadow, stop_shadow
+
+    if stop == (rules_file is not None):
+        typer.echo("give either a candidate rules file or --stop", err=True)
+        raise typer.Exit(1)
+    settings = _settings()
+    try:
+        if stop:
+            stop_shadow(settings, by, why)
+            typer.echo("shadow stopped; correlate stops judging the candidate at its next batch")
+            return
+        record = set_shadow(settings, rules_file, routing, by, why)
+    except _broker_errors() as exc:
+        raise _refused(exc) from None
+    typer.echo(f"{record.candidate.version} in shadow; its alerts go to alerts.shadow only (compare them on the console)")

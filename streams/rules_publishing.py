@@ -125,12 +125,16 @@ def rollback(settings: Settings, version: str, by: str, why: str) -> RulesVersio
 
 
 def send(settings: Settings, record: RulesVersion) -> None:
+    produce(settings, TOPIC_ID, record.version.encode(), ENCODE(record), f"version {record.version}")
+
+
+def produce(settings: Settings, topic_id: str, key: bytes, value: bytes, what: str) -> None:
     failures = []
     producer = Producer(producer_config(settings))
-    producer.produce(get_catalog(settings.topics_file).topic(TOPIC_ID).name, key=record.version.encode(),
-                     value=ENCODE(record), on_delivery=lambda err, _msg: failures.append(err) if err else None)
+    producer.produce(get_catalog(settings.topics_file).topic(topic_id).name, key=key, value=value,
+                     on_delivery=lambda err, _msg: failures.append(err) if err else None)
     if producer.flush(30) != 0 or failures:
-        raise Refused(f"the broker did not take version {record.version}: {failures or 'timed out'}")
+        raise Refused(f"the broker did not take {what}: {failures or 'timed out'}")
 
 
 def history_lines(known: Known) -> list[str]:

@@ -119,8 +119,8 @@ def in_force() -> RulesInForce:
 
 
 # ------------------------------------------------------------------------- reading the topic
-def _reader(settings: Settings) -> tuple[Consumer, TopicPartition]:
-    topic = get_catalog(settings.topics_file).topic(TOPIC_ID).name
+def _reader(settings: Settings, topic_id: str = TOPIC_ID) -> tuple[Consumer, TopicPartition]:
+    topic = get_catalog(settings.topics_file).topic(topic_id).name
     # assign(), no group: every process reads every version, and nothing is committed.
     consumer = Consumer(consumer_config(settings, group_id="antifraud-rules-versions", **{"enable.partition.eof": True}))
     tp = TopicPartition(topic, 0, OFFSET_BEGINNING)
@@ -162,23 +162,28 @@ class Follower:
     One reader from first to last: following on from where the catch-up stopped never applies an
     older version again on the way to the one in force."""
 
-    def __init__(self, settings: Settings, holder: RulesInForce) -> None:
+    topic_id = TOPIC_ID  # streams/rules_shadow.py follows its own topic the same way
+
+    def __init__(self, settings: Settings, holder) -> None:
         self.settings, self.holder = settings, holder
-        self.consumer, self.tp = _reader(settings)
+        self.consumer, self.tp = _reader(settings, self.topic_id)
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
 
+    def decode(self, value: bytes | None) -> RulesVersion | None:
+        return decode_version(value)
+
     def apply(self, value: bytes | None) -> None:
-        record = decode_version(value)
+        record = self.decode(value)
         if record is None:
             REFUSED.inc()
-            log.error("rules: an undecodable record on the rules versions topic; the version in force stays")
+            log.error("rules: an undecodable record on the %s topic; what is in force stays", self.topic_id)
             return
         try:
             self.holder.switch_to(record)
-        except ConfigError as exc:  # written by something other than `antifraud rules publish`
+        except ConfigError as exc:  # written by something other than `antifraud rules publish` (or `shadow`)
             REFUSED.inc()
-            log.error("rules: version %s refused, the version in force stays: %s", record.version, exc)
+            log.error("rules: a record on the %s topic refused, what is in force stays: %s", self.topic_id, exc)
 
     def catch_up(self, timeout_s: float = 30.0) -> int:
         """Apply every record now on the topic (the last valid one is in force); the count read."""
@@ -207,7 +212,7 @@ class Follower:
                 time.sleep(POLL_S)
 
     def start(self) -> Follower:
-        self.thread = threading.Thread(target=self._follow, name="rules-versions", daemon=True)
+        self.thread = threading.Thread(target=self._follow, name=self.topic_id, daemon=True)
         self.thread.start()
         return self
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "topics.yaml", description="The topic catalog."
     )
     rules_file: Path = Field(PROJECT_ROOT / "rules.yaml", description="The detection rules (docs/detection.md).")
+    shadow_rules: Path | None = Field(
+        None, description="`antifraud up` (make run) puts these candidate rules in shadow beside the version in force "
+        "(e.g. rules.candidate.yaml); the console compares the two (docs/rules.md, Shadow).")
     replication_factor: int | None = Field(
         None,
         ge=1,

@@ -254,6 +254,8 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
     report = apply_topics(get_catalog(settings.topics_file), settings.kafka_bootstrap_servers, settings.replication_factor)
     for line in report.lines():
         log.info("topics: %s", line)
+    if settings.shadow_rules is not None:
+        shadow_candidate(settings, settings.shadow_rules)
     spawn_stream_workers(platform, settings.worker_processes)
     desk = desk_channels(settings, with_simulator)
     for channel in CHANNEL_WORKERS:
@@ -275,6 +277,31 @@ def bring_up(settings: Settings, with_simulator: bool = True) -> Platform:
         if desk:
             platform.spawn("desk-sim", "desk-simulator", "--console", console.url, "--human-unit", DESK_PERSON[1])
     return platform
+
+
+def shadow_candidate(settings: Settings, rules_file: Path) -> None:
+    """ANTIFRAUD_SHADOW_RULES: the candidate in shadow, as `antifraud rules shadow` puts it; a refused one
+    is logged and the platform comes up without a shadow (it is a trial, not a reason to stop)."""
+    from confluent_kafka import KafkaException
+
+    from streams.rules_publishing import Refused
+    from streams.rules_shadow import set_shadow
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            record = set_shadow(settings, rules_file, None, "antifraud up", f"ANTIFRAUD_SHADOW_RULES={rules_file}")
+            break
+        except (KafkaException, TimeoutError) as exc:
+            # Topics just created answer NOT_LEADER for a moment on a fresh broker: asked again until the deadline.
+            if time.monotonic() >= deadline:
+                log.error("shadow: %s not put in shadow: %s", rules_file, exc)
+                return
+            time.sleep(1)
+        except Refused as exc:
+            log.error("shadow: %s not put in shadow: %s", rules_file, exc)
+            return
+    log.info("shadow: %s in shadow beside the version in force; compare them on the console", record.candidate.version)
 
 
 def desk_channels(settings: Settings, with_simulator: bool) -> list[str]:

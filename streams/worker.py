@@ -47,6 +47,9 @@ def run_worker(settings: Settings) -> None:
     from streams.rules_versions import follow_rules_versions
 
     follow_rules_versions(settings)  # before the stages import: a restarted worker judges by the version in force
+    from streams.rules_shadow import follow_rules_shadow
+
+    follow_rules_shadow(settings)  # a candidate in shadow (docs/rules.md) is judged beside it from the first batch
 
     from streams.app import app, quiet_framework_loggers
 

@@ -6,7 +6,7 @@ docs/contracts.md are generated from these definitions by `antifraud docs`.
 
 from oversight.contracts import OVERSIGHT_CONTRACTS  # audits and follow-ups (oversight/)
 from streams.contracts.actions import Action, Channel, Outcome, Result
-from streams.contracts.alerts import Alert, EnrichedSignal, IntelRecheck, Tier
+from streams.contracts.alerts import Alert, EnrichedSignal, IntelRecheck, ShadowAlert, Tier
 from streams.contracts.cases import CaseReport
 from streams.contracts.dissuasion import (
     BankAck,
@@ -18,7 +18,7 @@ from streams.contracts.dissuasion import (
 )
 from streams.contracts.internal import DeadLetter, DeadLetterReason, Ingested
 from streams.contracts.reference import IntelUpdate, RegistryUpdate
-from streams.contracts.rules_versions import RulesVersion
+from streams.contracts.rules_versions import RulesShadow, RulesVersion
 from streams.contracts.signals import AppReport, BankEvent, TelecomEvent
 
 # Contracts that outside systems send to the platform, in the order the docs list them.
@@ -52,6 +52,8 @@ CONTRACTS: dict[str, object] = {
     "Escalation": Escalation,
     "EscalationInbox": EscalationInbox,
     "RulesVersion": RulesVersion,
+    "RulesShadow": RulesShadow,
+    "ShadowAlert": ShadowAlert,
     **OVERSIGHT_CONTRACTS,
 }
 

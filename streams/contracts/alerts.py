@@ -159,3 +159,10 @@ class IntelRecheck(Struct, forbid_unknown_fields=True):
         bool, "A reach-back over the contact window (paced, behind the live path) rather than a signal of the "
         "last minutes that overtook its entry.",
     ) = False
+
+
+class ShadowAlert(Alert):
+    """影子预警: an alert the candidate rules in shadow would have raised (docs/rules.md, Shadow).
+
+    The same fields as an alert, judged against the shadow's own person state; it is compared
+    with the live alerts on the console and never routed to a channel."""

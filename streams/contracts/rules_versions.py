@@ -43,3 +43,16 @@ class RulesVersion(Struct, forbid_unknown_fields=True):
     def publication_id(self) -> str:
         """One publication (a version put back in force by a rollback is published again)."""
         return f"{self.version}@{self.published_at.isoformat()}"
+
+
+class RulesShadow(Struct, forbid_unknown_fields=True):
+    """影子规则: the candidate rules version judged beside the one in force (`antifraud rules shadow`).
+
+    On a compacted topic with one key: the last record says what runs in shadow, a candidate or
+    nothing (stopped). The candidate's alerts go to alerts.shadow only, never to an action topic.
+    """
+
+    candidate: RulesVersion | None  # None: the shadow was stopped
+    set_by: described(str, "Who set or stopped the shadow (`--by`).", min_length=1, max_length=64)
+    set_at: Timestamp
+    why: described(str, "Why: the analyst's reason.", min_length=1, max_length=2000)
