@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 import msgspec
 from prometheus_client import Counter, Histogram
 
-from agents import correlate_shadow  # a module, not names: it reads this one's in turn (an import cycle)
+from agents import correlate_shadow
 from streams import metrics
 from streams.alerting import (
     Decision,
@@ -102,7 +102,7 @@ async def judge_batch(batch, rule_set: RuleSet, dead_letter, candidate: RuleSet 
         await isolated(STAGE, [event], lambda events: correlate_one(events[0], rule_set), dead_letter)
         if candidate is not None:
             write_tables_for(event)
-            await correlate_shadow.judge_in_shadow(event, candidate)
+            await correlate_shadow.judge_in_shadow(event, candidate, SHADOW_JUDGES)
 
 
 async def correlate_one(event, rule_set: RuleSet) -> None:
@@ -339,3 +339,7 @@ def _account(signal: EnrichedSignal) -> AccountRef | None:
         return None
     return AccountRef(bank=signal.bank.bank, account=signal.bank.account)
 
+
+# The shadow judges with these (agents/correlate_shadow.py): handed over, so that it does not import this module.
+SHADOW_JUDGES = correlate_shadow.Judges(RECHECK_TOPIC, RECHECK_DECODER.decode, DECODER.decode, judge_signal,
+                                        judge_recheck)

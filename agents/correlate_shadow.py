@@ -12,11 +12,12 @@ and never touches the live judgement, which has already been published.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import msgspec
 from prometheus_client import Counter
 
-from agents import correlate  # a module, not names: it imports this one in turn (an import cycle)
 from streams.alerting import PersonState, already_seen, dump, load
 from streams.app import sink_topic, table
 from streams.isolation import about_a_record
@@ -34,6 +35,16 @@ SHADOW_FAILURES = Counter("antifraud_shadow_failures_total",
 person_state_shadow = table("person_state_shadow", value_type=bytes, default=bytes)  # never the live state
 
 
+class Judges(NamedTuple):
+    """correlate's decoders and pure judgement, handed in by correlate (which imports this module, not the reverse)."""
+
+    recheck_topic: str
+    decode_recheck: Callable[[bytes], Any]
+    decode_signal: Callable[[bytes], Any]
+    judge_signal: Callable
+    judge_recheck: Callable
+
+
 def state_of(raw: bytes | None, version: str) -> PersonState:
     """The person's state as this candidate left it; one left by an earlier candidate is not carried over."""
     tag = _tag(version)
@@ -48,10 +59,10 @@ def _tag(version: str) -> bytes:
     return version.encode() + b"\0"  # a version id never holds a NUL; JSON state never starts with one
 
 
-async def judge_in_shadow(event, candidate: RuleSet) -> None:
+async def judge_in_shadow(event, candidate: RuleSet, judges: Judges) -> None:
     """The event judged again by the candidate; the caller has already pointed the tables at its partition."""
     try:
-        await _judge(event, candidate)
+        await _judge(event, candidate, judges)
     except Exception as exc:
         if not about_a_record(exc):
             raise
@@ -60,22 +71,22 @@ async def judge_in_shadow(event, candidate: RuleSet) -> None:
                   event.message.partition, event.message.offset, type(exc).__name__)
 
 
-async def _judge(event, candidate: RuleSet) -> None:
+async def _judge(event, candidate: RuleSet, judges: Judges) -> None:
     rules = candidate.rules
     # Decoded again: judge_signal adds held hits to the signal, and the live judgement had its own copy.
-    if event.message.topic == correlate.RECHECK_TOPIC:
-        recheck = correlate.RECHECK_DECODER.decode(event.message.value)
+    if event.message.topic == judges.recheck_topic:
+        recheck = judges.decode_recheck(event.message.value)
         state = state_of(person_state_shadow[recheck.person_id], candidate.version)
-        judgement = correlate.judge_recheck(state, recheck, rules)
+        judgement = judges.judge_recheck(state, recheck, rules)
         if not judgement.changed:
             return
         person_id = recheck.person_id
     else:
-        signal = correlate.DECODER.decode(event.message.value)
+        signal = judges.decode_signal(event.message.value)
         state = state_of(person_state_shadow[signal.person_id], candidate.version)
         if already_seen(state, signal.event_id):
             return
-        judgement = correlate.judge_signal(state, signal, rules)
+        judgement = judges.judge_signal(state, signal, rules)
         person_id = signal.person_id
     for alert in judgement.alerts:
         await SHADOW_ALERTS_TOPIC.send(key=alert.person_id.encode(), value=ENCODER.encode(alert))
