@@ -165,7 +165,7 @@ def wait_for_reference_applied(settings: Settings, timeout: float = 120.0) -> No
     records behind (a bulk list, docs/enrichment.md), so without it the traffic may be judged
     before the registry is applied.
     """
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     from streams.catalog import get_catalog
 
@@ -177,8 +177,11 @@ def wait_for_reference_applied(settings: Settings, timeout: float = 120.0) -> No
     try:
         deadline = time.monotonic() + timeout
         while True:
-            ends = {(tp.topic, tp.partition): reader.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
-            committed = {(tp.topic, tp.partition): tp.offset for tp in reader.committed(tps, timeout=10)}
+            try:
+                ends = {(tp.topic, tp.partition): reader.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+                committed = {(tp.topic, tp.partition): tp.offset for tp in reader.committed(tps, timeout=10)}
+            except KafkaException:  # a fresh broker's partitions still electing leaders: ask again
+                ends, committed = {(tp.topic, tp.partition): 1 for tp in tps}, {}
             behind = {tp: end for tp, end in ends.items() if end > 0 and committed.get(tp, -1) < end}
             if not behind:
                 return

@@ -25,6 +25,7 @@ from streams.kafka import producer_config
 
 TOKENS = {"tok-centre": "centre", "tok-b": "station:ZK01-PS02", "tok-zk01": "county:ZK01"}
 PASSWORD = "correct horse battery"
+OURS = {"AUD-CASE-EXPL-NEW", "AUD-CASE-EXPL-OLD"}  # this file's audits (the ledger may hold other files')
 WHY = "The visit was sent to the wrong grid; the officer on duty did not report it. Rota fixed since."
 
 
@@ -86,10 +87,12 @@ def test_a_station_writes_its_explanation_at_the_desk_and_the_centre_sees_it_and
         client, stored_audits, ledger_engine):
     lead = sign_in(client, "wang.fang")
     owed = client.get("/api/desk/explanations", headers=lead).json()
-    assert [(i["audit_id"], i["state"]) for i in owed["items"]] == [
+    # The ledger sink reads the whole audits topic: another test file on this broker may have left audits too.
+    mine = [i for i in owed["items"] if i["audit_id"] in OURS]
+    assert [(i["audit_id"], i["state"]) for i in mine] == [
         ("AUD-CASE-EXPL-OLD", "overdue"), ("AUD-CASE-EXPL-NEW", "awaited")]  # overdue first
-    assert owed["overdue"] == 1
-    assert [f["problem"] for f in owed["items"][1]["findings"]] == ["sla_breach"]  # its own step, not the bank's
+    assert owed["overdue"] == sum(i["state"] == "overdue" for i in owed["items"]) >= 1
+    assert [f["problem"] for f in mine[1]["findings"]] == ["sla_breach"]  # its own step, not the bank's
 
     written = client.post("/api/desk/explanations/AUD-CASE-EXPL-NEW", headers=lead, json={"text": WHY})
     assert written.status_code == 201 and written.json()["explanation"]["state"] == "written"
@@ -119,17 +122,18 @@ def test_a_station_writes_its_explanation_at_the_desk_and_the_centre_sees_it_and
     listed = {a["audit_id"]: a for a in client.get("/api/audits", headers=auth("tok-centre")).json()["items"]}
     assert listed["AUD-CASE-EXPL-OLD"]["explanations_overdue"] == 2
     overdue = client.get("/api/audit-explanations", headers=auth("tok-centre")).json()
-    assert sorted((e["audit_id"], e["unit"]) for e in overdue["items"]) == [
+    assert sorted((e["audit_id"], e["unit"]) for e in overdue["items"] if e["audit_id"] in OURS) == [
         ("AUD-CASE-EXPL-OLD", "station:ZK01-PS01"), ("AUD-CASE-EXPL-OLD", "station:ZK01-PS02")]
 
     # A unit token (the station's own system) writes for its unit; late, and the centre sees it late.
     late = client.post("/api/desk/explanations/AUD-CASE-EXPL-OLD", headers=auth("tok-b"), json={"text": WHY})
     assert late.status_code == 201 and late.json()["explanation"]["late"] is True
     overdue = client.get("/api/audit-explanations", headers=auth("tok-centre")).json()
-    assert [(e["audit_id"], e["unit"]) for e in overdue["items"]] == [("AUD-CASE-EXPL-OLD", "station:ZK01-PS01")]
+    assert [(e["audit_id"], e["unit"]) for e in overdue["items"] if e["audit_id"] in OURS] == [
+        ("AUD-CASE-EXPL-OLD", "station:ZK01-PS01")]
     # The county bureau sees its stations' explanations at the desk.
     county = client.get("/api/desk/explanations", headers=auth("tok-zk01"), params={"state": "written"}).json()
-    assert {(i["audit_id"], i["unit"]) for i in county["items"]} == {
+    assert {(i["audit_id"], i["unit"]) for i in county["items"] if i["audit_id"] in OURS} == {
         ("AUD-CASE-EXPL-NEW", "station:ZK01-PS01"), ("AUD-CASE-EXPL-OLD", "station:ZK01-PS02")}
 
     # Every explanation written is in the access log, with who wrote it; the repeats are not.
