@@ -23,7 +23,7 @@ from oversight.ledger import LedgerSink
 from streams.contracts.common import Typology
 from streams.kafka import producer_config
 
-TOKENS = {"tok-centre": "centre", "tok-b": "station:ZK01-PS02", "tok-zk01": "county:ZK01"}
+TOKENS = {"tok-centre": "centre", "tok-b": "station:ZK03-PS08", "tok-zk01": "county:ZK03"}
 PASSWORD = "correct horse battery"
 OURS = {"AUD-CASE-EXPL-NEW", "AUD-CASE-EXPL-OLD"}  # this file's audits (the ledger may hold other files')
 WHY = "The visit was sent to the wrong grid; the officer on duty did not report it. Rota fixed since."
@@ -33,18 +33,18 @@ def auth(token: str) -> dict:
     return {"Authorization": f"Bearer {token}"}
 
 
-def audit_of(case_id: str, audited_ago: timedelta, station: str = "ZK01-PS01") -> AuditRecord:
+def audit_of(case_id: str, audited_ago: timedelta, station: str = "ZK03-PS07") -> AuditRecord:
     at = datetime.now(UTC) - audited_ago
     return AuditRecord(
         audit_id=f"AUD-{case_id}", case_id=case_id, case_event_id=f"ev-{case_id}", person_id=f"P-{case_id}",
-        typology=Typology.investment, county="ZK01", station=station, filed_at=at - timedelta(minutes=5),
+        typology=Typology.investment, county="ZK03", station=station, filed_at=at - timedelta(minutes=5),
         occurred_at=at - timedelta(days=1), lookback_days=90, alert_ids=[f"AL-{case_id}"],
         steps=[AuditStep(at=at - timedelta(minutes=5), kind=StepKind.case, ref=case_id, unit=f"station:{station}",
                          summary="fraud case filed (investment)")],
-        findings=[AuditFinding(Problem.sla_breach, f"station:{station}", f"AL-{case_id}", "ZK01", station,
+        findings=[AuditFinding(Problem.sla_breach, f"station:{station}", f"AL-{case_id}", "ZK03", station,
                                ref=f"AL-{case_id}:police_visit", detail="police_visit never reported"),
-                  AuditFinding(Problem.bank_request_unacknowledged, "bank:ICBC", f"AL-{case_id}", "ZK01", station)],
-        responsible_units=[f"station:{station}", "station:ZK01-PS02"], audited_at=at, loss_amount="38000.00")
+                  AuditFinding(Problem.bank_request_unacknowledged, "bank:ICBC", f"AL-{case_id}", "ZK03", station)],
+        responsible_units=[f"station:{station}", "station:ZK03-PS08"], audited_at=at, loss_amount="38000.00")
 
 
 @pytest.fixture
@@ -66,8 +66,8 @@ def stored_audits(settings, oversight_catalog, ledger_engine, group_id):
         stop.set()
         thread.join(15)
     with ledger_engine.begin() as conn:
-        people.add_user(conn, "wang.fang", "station:ZK01-PS01", "station_lead", PASSWORD)
-        people.add_user(conn, "zhao.lei", "station:ZK01-PS01", "auditor", PASSWORD)
+        people.add_user(conn, "wang.fang", "station:ZK03-PS07", "station_lead", PASSWORD)
+        people.add_user(conn, "zhao.lei", "station:ZK03-PS07", "auditor", PASSWORD)
     return records
 
 
@@ -114,34 +114,34 @@ def test_a_station_writes_its_explanation_at_the_desk_and_the_centre_sees_it_and
     # The centre's audit view: the station's explanation, the second station's still awaited.
     detail = client.get("/api/audits/AUD-CASE-EXPL-NEW", headers=auth("tok-centre")).json()
     by_unit = {e["unit"]: e for e in detail["explanations"]}
-    assert set(by_unit) == {"station:ZK01-PS01", "station:ZK01-PS02"}  # the bank owes no explanation here
-    assert (by_unit["station:ZK01-PS01"]["state"], by_unit["station:ZK01-PS01"]["text"],
-            by_unit["station:ZK01-PS01"]["written_by"], by_unit["station:ZK01-PS01"]["late"]) == (
+    assert set(by_unit) == {"station:ZK03-PS07", "station:ZK03-PS08"}  # the bank owes no explanation here
+    assert (by_unit["station:ZK03-PS07"]["state"], by_unit["station:ZK03-PS07"]["text"],
+            by_unit["station:ZK03-PS07"]["written_by"], by_unit["station:ZK03-PS07"]["late"]) == (
         "written", WHY, "wang.fang", False)
-    assert by_unit["station:ZK01-PS02"]["state"] == "awaited" and detail["explanations_overdue"] == 0
+    assert by_unit["station:ZK03-PS08"]["state"] == "awaited" and detail["explanations_overdue"] == 0
     listed = {a["audit_id"]: a for a in client.get("/api/audits", headers=auth("tok-centre")).json()["items"]}
     assert listed["AUD-CASE-EXPL-OLD"]["explanations_overdue"] == 2
     overdue = client.get("/api/audit-explanations", headers=auth("tok-centre")).json()
     assert sorted((e["audit_id"], e["unit"]) for e in overdue["items"] if e["audit_id"] in OURS) == [
-        ("AUD-CASE-EXPL-OLD", "station:ZK01-PS01"), ("AUD-CASE-EXPL-OLD", "station:ZK01-PS02")]
+        ("AUD-CASE-EXPL-OLD", "station:ZK03-PS07"), ("AUD-CASE-EXPL-OLD", "station:ZK03-PS08")]
 
     # A unit token (the station's own system) writes for its unit; late, and the centre sees it late.
     late = client.post("/api/desk/explanations/AUD-CASE-EXPL-OLD", headers=auth("tok-b"), json={"text": WHY})
     assert late.status_code == 201 and late.json()["explanation"]["late"] is True
     overdue = client.get("/api/audit-explanations", headers=auth("tok-centre")).json()
     assert [(e["audit_id"], e["unit"]) for e in overdue["items"] if e["audit_id"] in OURS] == [
-        ("AUD-CASE-EXPL-OLD", "station:ZK01-PS01")]
+        ("AUD-CASE-EXPL-OLD", "station:ZK03-PS07")]
     # The county bureau sees its stations' explanations at the desk.
     county = client.get("/api/desk/explanations", headers=auth("tok-zk01"), params={"state": "written"}).json()
     assert {(i["audit_id"], i["unit"]) for i in county["items"] if i["audit_id"] in OURS} == {
-        ("AUD-CASE-EXPL-NEW", "station:ZK01-PS01"), ("AUD-CASE-EXPL-OLD", "station:ZK01-PS02")}
+        ("AUD-CASE-EXPL-NEW", "station:ZK03-PS07"), ("AUD-CASE-EXPL-OLD", "station:ZK03-PS08")}
 
     # Every explanation written is in the access log, with who wrote it; the repeats are not.
     with ledger_engine.connect() as conn:
         logged = conn.execute(select(schema.access_log.c.unit, schema.access_log.c.actor, schema.access_log.c.alert_id)
                               .where(schema.access_log.c.field == "audit_explanation")).all()
-    assert sorted(logged, key=str) == sorted([("station:ZK01-PS01", "wang.fang", "AL-CASE-EXPL-NEW"),
-                                              ("station:ZK01-PS02", None, "AL-CASE-EXPL-OLD")], key=str)
+    assert sorted(logged, key=str) == sorted([("station:ZK03-PS07", "wang.fang", "AL-CASE-EXPL-NEW"),
+                                              ("station:ZK03-PS08", None, "AL-CASE-EXPL-OLD")], key=str)
 
 
 def _stored(engine) -> set[str]:
