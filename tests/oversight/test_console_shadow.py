@@ -26,8 +26,8 @@ from streams.settings import Settings
 TOKENS = {"tok-centre": "centre", "tok-ps03": "station:411602-PCS-03"}
 ELSEWHERE = Jurisdiction("411603", "411603-PCS-01", "411603-01-001")
 CANDIDATE = "2027.06-1"
-NOW = datetime.now(UTC)
-SET_AT = NOW - timedelta(minutes=10)
+_STORY_AT = [datetime.now(UTC)]  # set when a test writes the story, not when the module is imported (a full run
+                                 # reaches this file minutes after collecting it, and the windows are in minutes)
 SHIPPED = get_rules().version
 
 
@@ -43,13 +43,18 @@ def write(engine, kind: str, records) -> None:
 
 
 def at(minutes_ago: float) -> datetime:
-    return NOW - timedelta(minutes=minutes_ago)
+    return _STORY_AT[0] - timedelta(minutes=minutes_ago)
+
+
+def set_at() -> datetime:
+    return at(10)
 
 
 def load_shadow_story(engine) -> None:
     """A candidate set 10 minutes ago, live and shadow alerts since (and some that must be left out)."""
+    _STORY_AT[0] = datetime.now(UTC)
     candidate = version(CANDIDATE, routing=ROUTING_WITH_LOW_PUSH, by="analyst-7", why="push at low too")
-    write(engine, "RulesShadow", [RulesShadow(candidate=candidate, set_by="analyst-7", set_at=SET_AT,
+    write(engine, "RulesShadow", [RulesShadow(candidate=candidate, set_by="analyst-7", set_at=set_at(),
                                               why="push at low too")])
     write(engine, "Alert", [
         alert("P-A", Tier.low, at=at(8)),
@@ -89,7 +94,7 @@ def test_live_and_candidate_side_by_side_within_the_shadows_window(ledger):
     client, _ = ledger
     body = get(client, minutes=60)
     assert (body["running"], body["candidate"], body["set_by"]) == (True, CANDIDATE, "analyst-7")
-    assert body["since"] == SET_AT.isoformat()  # 60 minutes ago is before the candidate was set
+    assert body["since"] == set_at().isoformat()  # 60 minutes ago is before the candidate was set
     live, shadow = body["live"], body["shadow"]
     assert (live["version"], shadow["version"]) == (SHIPPED, CANDIDATE)
     assert (live["alerts"], live["persons"], live["tiers"]) == (4, 3, {"low": 2, "medium": 1, "high": 1})
