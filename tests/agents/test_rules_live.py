@@ -83,6 +83,15 @@ def antifraud(settings, *args: str) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
+
+def send_listed_call(producer: Producer, person_id: str) -> str:
+    """A 20 s call from a listed number, 5 s ago, for a new person: a low-tier alert by the shipped rules."""
+    signal = call(0, 20, listed=Typology.impersonate_police, person=person_id)
+    signal.event_time = signal.ingested_at = datetime.now(UTC) - timedelta(seconds=5)
+    producer.produce(CATALOG.topic("signals_enriched").name, msgspec.json.encode(signal), key=signal.person_id.encode())
+    assert producer.flush(10) == 0
+    return signal.person_id
+
 class Traffic:
     """One listed-number call per new person (a low-tier alert each); their alerts and low-tier actions."""
 
@@ -94,12 +103,7 @@ class Traffic:
         self.seen: list[Alert] = []  # every alert so far, in the order read
 
     def person(self) -> str:
-        signal = call(0, 20, listed=Typology.impersonate_police, person=f"P-RULES-{next(PERSONS)}")
-        signal.event_time = signal.ingested_at = datetime.now(UTC) - timedelta(seconds=5)
-        self.producer.produce(CATALOG.topic("signals_enriched").name, msgspec.json.encode(signal),
-                              key=signal.person_id.encode())
-        assert self.producer.flush(10) == 0
-        return signal.person_id
+        return send_listed_call(self.producer, f"P-RULES-{next(PERSONS)}")
 
     def until_alert_with(self, rules_version: str, after: Alert | None = None,
                          timeout: float = 30.0) -> tuple[Alert, float]:

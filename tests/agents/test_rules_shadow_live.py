@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from datetime import UTC, datetime, timedelta
 
 import httpx
 import msgspec
@@ -16,13 +15,11 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 from rules_version_builders import ROUTING_WITH_LOW_PUSH, rules_text
-from test_rules_live import antifraud
+from test_rules_live import antifraud, send_listed_call
 
-from signal_builders import call
 from streams.catalog import get_catalog
 from streams.contracts import Alert, Channel
 from streams.contracts.actions import Action
-from streams.contracts.common import Typology
 from streams.kafka import producer_config
 from streams.rules import get_rules
 from support import Reader, worker_on_own_servers
@@ -48,13 +45,7 @@ class Traffic:
         self.shadow = Reader(settings.kafka_bootstrap_servers, CATALOG.topic("alerts_shadow").name)
 
     def person(self) -> str:
-        """A listed-number call of a new person: a low-tier alert by the shipped rules."""
-        signal = call(0, 20, listed=Typology.impersonate_police, person=f"P-SHADOW-{next(PERSONS)}")
-        signal.event_time = signal.ingested_at = datetime.now(UTC) - timedelta(seconds=5)
-        self.producer.produce(CATALOG.topic("signals_enriched").name, msgspec.json.encode(signal),
-                              key=signal.person_id.encode())
-        assert self.producer.flush(10) == 0
-        return signal.person_id
+        return send_listed_call(self.producer, f"P-SHADOW-{next(PERSONS)}")
 
     def read(self, reader: Reader, seconds: float) -> list[Alert]:
         return [msgspec.json.decode(m.value(), type=Alert) for m in reader.read_for(seconds)]
